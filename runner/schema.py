@@ -1,0 +1,168 @@
+"""JSON Schemas of connection and suite files, exported from the models.
+
+The models are the one source: the committed files under ``schemas/`` are
+this export, the loader validates against it, and a test fails when they
+drift. Editors read the same files through the ``yaml-language-server``
+comment at the top of each example.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+from runner.connections import CONNECTION_TYPES
+from runner.suites import Suite
+
+__all__ = [
+    "SCHEMA_FILES",
+    "connection_schema",
+    "export_schemas",
+    "suite_schema",
+]
+
+DIALECT = "https://json-schema.org/draft/2020-12/schema"
+BASE_ID = "https://runner.dev/schemas/"
+
+JsonSchema = dict[str, Any]
+
+
+def _model_schema(model: Any) -> JsonSchema:
+    # "serialization" mode would describe what we print; users write input.
+    schema: JsonSchema = model.model_json_schema(
+        mode="validation", ref_template="#/$defs/{model}"
+    )
+    return schema
+
+
+def _connection_defs() -> tuple[JsonSchema, list[JsonSchema]]:
+    """Each connection type's schema under ``$defs``, and the rules choosing one.
+
+    A connection says its type with ``type``, or has none and is then
+    ``oauth2`` when it has ``token_url``. Expressed as ``if``/``then`` pairs
+    rather than ``oneOf`` so that a validator reports the errors of the one
+    type that applies, not of every type that does not.
+    """
+    defs: JsonSchema = {}
+    rules: list[JsonSchema] = []
+    for name, entry in CONNECTION_TYPES.items():
+        schema = _model_schema(entry.model)
+        defs.update(schema.pop("$defs", {}))
+        schema["x-type-id"] = entry.type_id
+        schema["x-module"] = entry.module
+        schema["x-category"] = entry.category
+        def_name = f"{name}_connection"
+        defs[def_name] = schema
+        rules.append(
+            {
+                "if": {"required": ["type"], "properties": {"type": {"const": name}}},
+                "then": {"$ref": f"#/$defs/{def_name}"},
+            }
+        )
+    untyped_oauth2 = {
+        "if": {"not": {"required": ["type"]}, "required": ["token_url"]},
+        "then": {"$ref": "#/$defs/oauth2_connection"},
+    }
+    untyped_http = {
+        "if": {"not": {"anyOf": [{"required": ["type"]}, {"required": ["token_url"]}]}},
+        "then": {"$ref": "#/$defs/http_connection"},
+    }
+    rules += [untyped_oauth2, untyped_http]
+    return defs, rules
+
+
+def _connection_body(rules: list[JsonSchema]) -> JsonSchema:
+    return {
+        "type": "object",
+        "properties": {"type": {"enum": list(CONNECTION_TYPES)}},
+        "allOf": rules,
+    }
+
+
+def connection_schema() -> JsonSchema:
+    """The schema of a connection file."""
+    defs, rules = _connection_defs()
+    return {
+        "$schema": DIALECT,
+        "$id": BASE_ID + "connection.schema.json",
+        "title": "runner connection",
+        "description": (
+            "Where an API is and how to authenticate to it. The type is "
+            "`type`, or `oauth2` when `token_url` is present, else `http`."
+        ),
+        **_connection_body(rules),
+        "examples": [
+            {
+                "url": "https://api.example.com/oauth2",
+                "client_id": "client_id_value",
+                "client_secret": "client_secret_value",
+                "token_url": "https://auth.example.com/token",
+                "headers": {},
+                "method": "GET",
+                "body": None,
+                "verify_ssl": True,
+            }
+        ],
+        "$defs": defs,
+    }
+
+
+def suite_schema() -> JsonSchema:
+    """The schema of a suite file, inline connections included."""
+    schema = _model_schema(Suite)
+    connection_defs, rules = _connection_defs()
+    defs: JsonSchema = schema.pop("$defs", {})
+    defs.update(connection_defs)
+    defs["connection"] = _connection_body(rules)
+
+    path_or_inline = {
+        "anyOf": [
+            {"type": "string", "minLength": 1, "description": "A path to a file."},
+            {"$ref": "#/$defs/connection"},
+        ]
+    }
+    properties = schema["properties"]
+    connection = properties["connection"]
+    connection["anyOf"] = [copy.deepcopy(path_or_inline)["anyOf"][0]] + [
+        {"$ref": "#/$defs/connection"},
+        {"type": "null"},
+    ]
+    connections = properties["connections"]
+    connections["additionalProperties"] = path_or_inline
+
+    return {
+        "$schema": DIALECT,
+        "$id": BASE_ID + "suite.schema.json",
+        **schema,
+        "title": "runner suite",
+        "$defs": defs,
+    }
+
+
+SCHEMA_FILES = {
+    "connection.schema.json": connection_schema,
+    "suite.schema.json": suite_schema,
+}
+
+
+def render_schema(schema: JsonSchema) -> str:
+    """The exact text written to disk, so that drift checks compare bytes."""
+    return json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
+
+
+def export_schemas(folder: Path, *, check: bool) -> list[Path]:
+    """Write the schemas to `folder`, or with `check` list those that differ."""
+    differing: list[Path] = []
+    for file_name, build in SCHEMA_FILES.items():
+        path = folder / file_name
+        text = render_schema(build())
+        current = path.read_text(encoding="utf-8") if path.is_file() else None
+        if current == text:
+            continue
+        differing.append(path)
+        if not check:
+            folder.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+    return differing

@@ -1,0 +1,98 @@
+"""The one redactor every sink writes through.
+
+A run registers each secret it learns (client secrets, access tokens,
+values read from ``env``) with a `Redactor`; the terminal output, verbose
+traces, error messages and reports all pass their text through
+`Redactor.redact` before writing it. Masking is by value, and covers the
+encoded forms a secret travels in: form-urlencoded, percent-encoded, and
+inside a base64 HTTP Basic credential.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import threading
+from collections.abc import Iterable
+from urllib.parse import quote, quote_plus
+
+__all__ = ["MASK", "MIN_SECRET_LENGTH", "SENSITIVE_HEADERS", "Redactor"]
+
+MASK = "***"
+
+# Shorter values would mask ordinary words and numbers all over the output
+# while protecting nothing: a three-character secret is guessed anyway.
+MIN_SECRET_LENGTH = 4
+
+# Header values that are secret whatever they hold.
+SENSITIVE_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "cookie", "set-cookie"}
+)
+
+
+def _encoded_forms(value: str) -> set[str]:
+    forms = {value, quote(value, safe=""), quote_plus(value, safe="")}
+    forms.add(value.encode("unicode_escape").decode("ascii"))
+    return {form for form in forms if len(form) >= MIN_SECRET_LENGTH}
+
+
+class Redactor:
+    """Replaces every registered secret, in any of its encoded forms, by ``***``.
+
+    Thread-safe: tokens are registered by the token managers while other
+    threads write output.
+    """
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self._lock = threading.Lock()
+        self._forms: set[str] = set()
+        self._pattern: re.Pattern[str] | None = None
+        for secret in secrets:
+            self.add(secret)
+
+    def __repr__(self) -> str:
+        return f"<Redactor of {len(self._forms)} forms>"
+
+    def add(self, secret: str) -> None:
+        """Mask `secret` from now on (values too short to matter are ignored)."""
+        if len(secret) < MIN_SECRET_LENGTH:
+            return
+        with self._lock:
+            new_forms = _encoded_forms(secret) - self._forms
+            if not new_forms:
+                return
+            self._forms |= new_forms
+            self._pattern = None
+
+    def add_basic_credential(self, user: str, password: str) -> None:
+        """Mask the base64 ``user:password`` credential of HTTP Basic.
+
+        The credential is only guessable from both halves, so the pair is
+        registered, in raw and in form-urlencoded form (RFC 6749 appendix B).
+        """
+        for left, right in ((user, password), (quote_plus(user), quote_plus(password))):
+            joined = f"{left}:{right}".encode()
+            self.add(base64.b64encode(joined).decode("ascii"))
+        self.add(password)
+
+    def redact(self, text: str) -> str:
+        """`text` with every registered secret replaced by ``***``."""
+        pattern = self._compiled()
+        if pattern is None or not text:
+            return text
+        return pattern.sub(MASK, text)
+
+    def contains_secret(self, text: str) -> bool:
+        """Whether `text` holds any registered secret (used by tests and reports)."""
+        pattern = self._compiled()
+        return pattern is not None and pattern.search(text) is not None
+
+    def _compiled(self) -> re.Pattern[str] | None:
+        pattern = self._pattern
+        if pattern is not None or not self._forms:
+            return pattern
+        with self._lock:
+            # Longest first, so that a secret containing another is masked whole.
+            ordered = sorted(self._forms, key=len, reverse=True)
+            self._pattern = re.compile("|".join(re.escape(form) for form in ordered))
+            return self._pattern
