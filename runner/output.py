@@ -1,0 +1,136 @@
+"""What a run prints: a line per request, the reasons under a failure, a summary.
+
+Every byte goes through the run's `Redactor` first. Colour is used only on a
+terminal, and never when ``NO_COLOR`` is set (https://no-color.org) or
+``--no-color`` is given.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TextIO
+
+from runner.secrets import Redactor
+
+__all__ = ["Outcome", "Reporter", "RunTotals", "State", "use_color"]
+
+
+class State(enum.Enum):
+    """How one send of a request ended."""
+
+    PASSED = "passed"
+    FAILED = "failed"  # a response came and did not meet the expectations
+    ERROR = "error"  # no response: network, timeout, token endpoint
+    SKIPPED = "skipped"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """The result of one send of a request (a repeated request has several)."""
+
+    suite: str
+    request: str
+    method: str
+    url: str
+    state: State
+    status: int | None = None
+    elapsed_ms: float | None = None
+    reasons: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class RunTotals:
+    """Counts for the summary line, updated as outcomes arrive."""
+
+    suites: int = 0
+    by_state: dict[State, int] = field(default_factory=lambda: dict.fromkeys(State, 0))
+
+    @property
+    def requests(self) -> int:
+        return sum(self.by_state.values())
+
+    @property
+    def all_passed(self) -> bool:
+        return self.by_state[State.FAILED] == 0 and self.by_state[State.ERROR] == 0
+
+
+_MARKS = {
+    State.PASSED: ("PASS", "32"),
+    State.FAILED: ("FAIL", "31"),
+    State.ERROR: ("ERR ", "31;1"),
+    State.SKIPPED: ("SKIP", "33"),
+}
+
+
+def use_color(stream: TextIO, *, no_color: bool, environ: Mapping[str, str]) -> bool:
+    """Colour only on a terminal, unless the user said otherwise."""
+    if no_color or environ.get("NO_COLOR"):
+        return False
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+class Reporter:
+    """Writes outcomes as they arrive, from any worker thread, masked."""
+
+    def __init__(self, out: TextIO, redactor: Redactor, *, color: bool) -> None:
+        self._out = out
+        self._redactor = redactor
+        self._color = color
+        self._lock = threading.Lock()
+        self.totals = RunTotals()
+
+    def _paint(self, text: str, code: str) -> str:
+        return f"\033[{code}m{text}\033[0m" if self._color else text
+
+    def outcome(self, outcome: Outcome) -> None:
+        """Print one request's line, and its reasons indented below it."""
+        mark, code = _MARKS[outcome.state]
+        parts = [
+            self._paint(mark, code),
+            f"{outcome.suite} > {outcome.request}",
+            f"{outcome.method} {outcome.url}",
+        ]
+        if outcome.status is not None:
+            parts.append(str(outcome.status))
+        if outcome.elapsed_ms is not None:
+            parts.append(f"{outcome.elapsed_ms:.0f} ms")
+        lines = ["  ".join(parts)]
+        lines += [f"       {reason}" for reason in outcome.reasons]
+        text = self._redactor.redact("\n".join(lines) + "\n")
+
+        with self._lock:
+            self.totals.by_state[outcome.state] += 1
+            self._out.write(text)
+
+    def message(self, text: str) -> None:
+        """A line that is not a request's outcome (warnings, notes)."""
+        with self._lock:
+            self._out.write(self._redactor.redact(text.rstrip("\n") + "\n"))
+
+    def summary(self, *, suites: int, tokens_fetched: int, seconds: float) -> None:
+        """The closing line: counts, tokens fetched and wall time."""
+        totals = self.totals
+        counts: Sequence[tuple[State, str]] = (
+            (State.PASSED, "passed"),
+            (State.FAILED, "failed"),
+            (State.ERROR, "could not be sent"),
+            (State.SKIPPED, "skipped"),
+        )
+        shown = [
+            f"{totals.by_state[state]} {label}"
+            for state, label in counts
+            if totals.by_state[state] or state in (State.PASSED, State.FAILED)
+        ]
+        plural = "" if suites == 1 else "s"
+        tokens = "1 token" if tokens_fetched == 1 else f"{tokens_fetched} tokens"
+        line = (
+            f"{suites} suite{plural}, {totals.requests} requests: "
+            f"{', '.join(shown)}; {tokens} fetched; {seconds:.2f} s"
+        )
+        code = "32" if totals.all_passed else "31"
+        self.message(self._paint(line, code))

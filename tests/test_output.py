@@ -1,0 +1,75 @@
+"""The run's printed lines and summary (see test_run_command.py for whole runs)."""
+
+from __future__ import annotations
+
+import io
+
+from runner.output import Outcome, Reporter, State, use_color
+from runner.secrets import Redactor
+
+SECRET = "s3cr3t-value-for-output"
+
+
+def _reporter(*, color: bool = False) -> tuple[Reporter, io.StringIO]:
+    stream = io.StringIO()
+    return Reporter(stream, Redactor([SECRET]), color=color), stream
+
+
+def test_outcome_line_shows_mark_names_method_url_status_and_time() -> None:
+    reporter, stream = _reporter()
+    reporter.outcome(
+        Outcome(
+            suite="billing",
+            request="create invoice",
+            method="POST",
+            url="http://127.0.0.1:9/api/invoices",
+            state=State.PASSED,
+            status=201,
+            elapsed_ms=12.4,
+        )
+    )
+    assert stream.getvalue() == (
+        "PASS  billing > create invoice  POST http://127.0.0.1:9/api/invoices"
+        "  201  12 ms\n"
+    )
+
+
+def test_failure_reasons_are_indented_under_the_line_and_masked() -> None:
+    reporter, stream = _reporter()
+    reporter.outcome(
+        Outcome(
+            suite="s",
+            request="r",
+            method="GET",
+            url=f"http://127.0.0.1:9/?key={SECRET}",
+            state=State.FAILED,
+            status=500,
+            elapsed_ms=3,
+            reasons=(f"status: expected 2xx, got 500 ({SECRET})",),
+        )
+    )
+    text = stream.getvalue()
+    assert SECRET not in text
+    assert text.splitlines()[1] == "       status: expected 2xx, got 500 (***)"
+
+
+def test_summary_counts_states_tokens_and_time() -> None:
+    reporter, stream = _reporter()
+    for state in (State.PASSED, State.PASSED, State.FAILED, State.SKIPPED):
+        reporter.outcome(Outcome("s", "r", "GET", "u", state))
+    reporter.summary(suites=2, tokens_fetched=1, seconds=1.234)
+    assert stream.getvalue().splitlines()[-1] == (
+        "2 suites, 4 requests: 2 passed, 1 failed, 1 skipped; 1 token fetched; 1.23 s"
+    )
+    assert not reporter.totals.all_passed
+
+
+def test_color_is_used_only_on_a_terminal_without_no_color() -> None:
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    assert use_color(Terminal(), no_color=False, environ={})
+    assert not use_color(Terminal(), no_color=False, environ={"NO_COLOR": "1"})
+    assert not use_color(Terminal(), no_color=True, environ={})
+    assert not use_color(io.StringIO(), no_color=False, environ={})
