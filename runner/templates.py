@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import ItemsView, Iterator, KeysView, Mapping, ValuesView
+from collections.abc import Callable, ItemsView, Iterator, KeysView, Mapping, ValuesView
 from types import GeneratorType
 from typing import Any, Final
 
@@ -159,7 +159,16 @@ class Expression:
             a capture, a var); ``env`` and jinja2's globals are not listed.
     """
 
-    __slots__ = ("_compiled", "_env", "_redactor", "names", "node", "source")
+    __slots__ = (
+        "_compile_node",
+        "_compiled",
+        "_env",
+        "_operands",
+        "_redactor",
+        "names",
+        "node",
+        "source",
+    )
 
     def __init__(
         self,
@@ -169,6 +178,7 @@ class Expression:
         names: frozenset[str],
         env: _EnvView,
         redactor: Redactor,
+        compile_node: Callable[[str, nodes.Expr], Expression],
     ) -> None:
         self.source = source
         self.node = node
@@ -176,6 +186,8 @@ class Expression:
         self._compiled = compiled
         self._env = env
         self._redactor = redactor
+        self._compile_node = compile_node
+        self._operands: tuple[str, Expression, Expression] | None = None
 
     def __repr__(self) -> str:
         return f"Expression({self.source!r})"
@@ -192,6 +204,36 @@ class Expression:
             return _concrete(value)
         except Exception as exc:
             raise _template_error(exc, self._redactor) from None
+
+    def comparison(self) -> tuple[str, Expression, Expression] | None:
+        """The operator and both sides when the expression is one comparison.
+
+        ``response.json.amount == 10`` gives ``("==", <left>, <right>)``, so
+        that a failing check can show the values it compared; other
+        expressions give None. The sides compile on first use.
+        """
+        node = self.node
+        if not isinstance(node, nodes.Compare) or len(node.ops) != 1:
+            return None
+        if self._operands is None:
+            operand = node.ops[0]
+            symbol = _COMPARISONS.get(operand.op, operand.op)
+            left = self._compile_node(f"{self.source} (left)", node.expr)
+            right = self._compile_node(f"{self.source} (right)", operand.expr)
+            self._operands = (symbol, left, right)
+        return self._operands
+
+
+_COMPARISONS: Final = {
+    "eq": "==",
+    "ne": "!=",
+    "gt": ">",
+    "gteq": ">=",
+    "lt": "<",
+    "lteq": "<=",
+    "in": "in",
+    "notin": "not in",
+}
 
 
 _SCALARS: Final = frozenset({str, int, float, bool, type(None)})
@@ -357,7 +399,9 @@ class Templates:
 
         names = frozenset(declared) - self._always_defined
         compiled = TemplateExpression(template, undefined_to_none=False)
-        return Expression(source, node, compiled, names, self._env, self._redactor)
+        return Expression(
+            source, node, compiled, names, self._env, self._redactor, self._expression
+        )
 
     def _render_key(self, key: Any, names: Mapping[str, Any]) -> Any:
         if not isinstance(key, str) or not is_template(key):
