@@ -44,6 +44,7 @@ __all__ = [
     "parse_text",
     "parse_yaml",
     "read_document",
+    "read_text",
 ]
 
 DocumentPath = tuple[str | int, ...]
@@ -108,9 +109,18 @@ def read_document(path: Path, display: str | None = None) -> Document:
         InputErrors: several duplicate keys.
     """
     name = display if display is not None else str(path)
-    raw = _read_bytes(path, name)
-    text = _decode(raw, name)
+    text = read_text(path, name)
     return parse_text(text, name, json_syntax=path.suffix.lower() in _JSON_SUFFIXES)
+
+
+def read_text(path: Path, display: str | None = None) -> str:
+    """The UTF-8 text of the file at `path`, within the size limit.
+
+    Raises:
+        InputError: the file cannot be read, is too large, binary or not UTF-8.
+    """
+    name = display if display is not None else str(path)
+    return _decode(_read_bytes(path, name), name)
 
 
 def parse_text(text: str, file: str, *, json_syntax: bool) -> Document:
