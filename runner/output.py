@@ -8,7 +8,6 @@ terminal, and never when ``NO_COLOR`` is set (https://no-color.org) or
 from __future__ import annotations
 
 import enum
-import os
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field

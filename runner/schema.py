@@ -117,20 +117,13 @@ def suite_schema() -> JsonSchema:
     defs.update(connection_defs)
     defs["connection"] = _connection_body(rules)
 
-    path_or_inline = {
-        "anyOf": [
-            {"type": "string", "minLength": 1, "description": "A path to a file."},
-            {"$ref": "#/$defs/connection"},
-        ]
-    }
+    a_path = {"type": "string", "minLength": 1, "description": "A path to a file."}
+    inline = {"$ref": "#/$defs/connection"}
     properties = schema["properties"]
-    connection = properties["connection"]
-    connection["anyOf"] = [copy.deepcopy(path_or_inline)["anyOf"][0]] + [
-        {"$ref": "#/$defs/connection"},
-        {"type": "null"},
-    ]
-    connections = properties["connections"]
-    connections["additionalProperties"] = path_or_inline
+    properties["connection"]["anyOf"] = [a_path, inline, {"type": "null"}]
+    properties["connections"]["additionalProperties"] = {
+        "anyOf": [copy.deepcopy(a_path), inline]
+    }
 
     return {
         "$schema": DIALECT,
