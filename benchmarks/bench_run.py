@@ -32,12 +32,13 @@ from runner.demo.server import DemoServer
 
 PLAIN_SCRIPT = """
 import sys, httpx
+from urllib.parse import quote_plus
 api, token_url, client_id, secret, count = sys.argv[1:6]
 with httpx.Client() as client:
     token = client.post(
         token_url,
         data={"grant_type": "client_credentials"},
-        auth=(client_id, secret),
+        auth=(quote_plus(client_id), quote_plus(secret)),
     ).json()["access_token"]
     headers = {"Authorization": f"Bearer {token}"}
     for _ in range(int(count)):
