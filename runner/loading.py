@@ -751,8 +751,6 @@ class _SuiteLoader:
             if part in raw_expect:
                 checker.templates_in(raw_expect[part], (*base, "expect", part))
 
-        for number, source in enumerate(request.expect.that):
-            checker.expression(source, (*base, "expect", "that", number))
         captures: dict[str, Expression] = {}
         for name, source in request.capture.items():
             expression = checker.expression(source, (*base, "capture", name))
@@ -761,14 +759,9 @@ class _SuiteLoader:
 
         at = (*base, "expect", "schema")
         schema, schema_valid = self.expect_schema(request.expect, at)
-        failed = len(self.errors) > errors_before or not schema_valid
-        if failed or connection is None:
-            return None
-        try:
-            expect = CompiledExpect.build(request.expect, self.templates, schema)
-        except InputError as exc:
-            location = exc.location or self.locate(*base, "expect")
-            self.errors.append(InputError(exc.message, location))
+        expect = self.compiled_expect(request.expect, schema, schema_valid, checker)
+        failed = len(self.errors) > errors_before or expect is None
+        if failed or connection is None or expect is None:
             return None
         return LoadedRequest(
             index=index,
@@ -779,6 +772,39 @@ class _SuiteLoader:
             captures=captures,
             uses=frozenset(checker.uses),
         )
+
+    def compiled_expect(
+        self,
+        expect: Expect,
+        schema: dict[str, Any] | None,
+        schema_valid: bool,
+        checker: _NameCheck,
+    ) -> CompiledExpect | None:
+        """`expect` compiled, its `that` expressions' names checked.
+
+        `CompiledExpect.build` compiles the `that` expressions; only when it
+        fails, or they use an unknown name, are they compiled one by one
+        again, to say which one it was.
+        """
+        base = (*checker.path, "expect")
+        compiled: CompiledExpect | None = None
+        failure: InputError | None = None
+        if schema_valid:
+            try:
+                compiled = CompiledExpect.build(expect, self.templates, schema)
+            except InputError as exc:
+                failure = exc
+        if compiled is not None and checker.known(compiled.names):
+            checker.uses.update(compiled.names & checker.captured.keys())
+            return compiled
+
+        errors_before = len(self.errors)
+        for number, source in enumerate(expect.that):
+            checker.expression(source, (*base, "that", number))
+        if failure is not None and len(self.errors) == errors_before:
+            location = failure.location or self.document.locate(base)
+            self.errors.append(InputError(failure.message, location))
+        return None if len(self.errors) > errors_before else compiled
 
     def pick_connection(
         self,
@@ -851,7 +877,15 @@ class _NameCheck:
         self.captured = captured
         self.later = later
         self.index = index
+        self.path: DocumentPath = ("requests", index)
         self.uses: set[str] = set()
+
+    def known(self, names: frozenset[str]) -> bool:
+        """Whether every one of `names` is defined for this request."""
+        return all(
+            name in self.captured or name in self.variables
+            for name in names - {_RESPONSE}
+        )
 
     def templates_in(self, value: Any, path: DocumentPath) -> None:
         if isinstance(value, str):
