@@ -28,6 +28,7 @@ from jsonschema import Draft202012Validator
 
 from runner.demo import demo_command, find_examples
 from runner.demo.server import DemoServer
+from runner.demo.store import BILLING_CLIENT, CRM_CLIENT
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -574,7 +575,7 @@ class TestDemoCommand:
 
 
 def test_demo_end_to_end_passes_every_example() -> None:
-    """The real `runner demo`: every example request passes and a token is renewed."""
+    """The real `runner demo`: every example request passes, no secret shows."""
     pytest.importorskip(
         "runner.running", reason="the runner's sending is not there yet"
     )
@@ -582,4 +583,8 @@ def test_demo_end_to_end_passes_every_example() -> None:
 
     status = demo_command(demo_args(no_color=True), out=out, err=err)
 
-    assert status == 0, out.getvalue() + err.getvalue()
+    output = out.getvalue() + err.getvalue()
+    assert status == 0, output
+    for secret in (BILLING_CLIENT.client_secret, CRM_CLIENT.client_secret):
+        assert secret not in output
+        assert quote_plus(secret) not in output
