@@ -72,7 +72,8 @@ class LoadedConnection:
 
     key: str
     name: str
-    model: Connection
+    # Rendered values may come from env, all secrets: kept out of the repr.
+    model: Connection = field(repr=False)
     location: Location
 
 
@@ -118,7 +119,7 @@ class LoadedSuite:
     path: Path
     name: str
     model: Suite
-    variables: Mapping[str, Any]
+    variables: Mapping[str, Any] = field(repr=False)  # may hold env values
     requests: tuple[LoadedRequest, ...]
     tags: frozenset[str]
     is_bare_connection: bool = False
