@@ -72,9 +72,7 @@ class Expect(BaseModel):
     )
     that: list[str] = Field(
         default_factory=list,
-        description=(
-            "jinja2 expressions over `response` that must all be true."
-        ),
+        description=("jinja2 expressions over `response` that must all be true."),
         examples=[["response.json.amount == 10"]],
     )
 
@@ -168,9 +166,7 @@ class Request(BaseModel):
     )
     follow_redirects: bool = Field(
         default=False,
-        description=(
-            "Follow redirects; credentials never go to another origin."
-        ),
+        description=("Follow redirects; credentials never go to another origin."),
         examples=[True],
     )
 
