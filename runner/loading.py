@@ -358,8 +358,16 @@ class _Loader:
             if "requests" in document.data:
                 loaded = _IsSuite(document)
             else:
+                # A connection file sees ``env`` and the ``--var`` values, never
+                # a suite's ``vars``: where a secret may be sent is decided by
+                # the connection file and the command line alone.
                 loaded = self.connection(
-                    document, document.data, (), key=key, name=path.stem, names={}
+                    document,
+                    document.data,
+                    (),
+                    key=key,
+                    name=path.stem,
+                    names=self.variables,
                 )
         self.file_connections[key] = loaded
         if isinstance(loaded, LoadedConnection):

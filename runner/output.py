@@ -11,11 +11,20 @@ import enum
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import Protocol, TextIO
 
+from runner.errors import Location
 from runner.secrets import Redactor
 
-__all__ = ["Outcome", "Reporter", "RunTotals", "State", "use_color"]
+__all__ = [
+    "Outcome",
+    "Reporter",
+    "RunListener",
+    "RunSummary",
+    "RunTotals",
+    "State",
+    "use_color",
+]
 
 
 class State(enum.Enum):
@@ -29,7 +38,13 @@ class State(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """The result of one send of a request (a repeated request has several)."""
+    """The result of one send of a request (a repeated request has several).
+
+    `location` is where the request is written in its suite file (reports
+    and CI annotations point there); `url` is as sent, or as written when
+    the request was skipped before rendering. Neither is masked here:
+    every sink masks what it writes.
+    """
 
     suite: str
     request: str
@@ -39,14 +54,17 @@ class Outcome:
     status: int | None = None
     elapsed_ms: float | None = None
     reasons: tuple[str, ...] = ()
+    location: Location | None = None
 
 
 @dataclass(slots=True)
 class RunTotals:
     """Counts for the summary line, updated as outcomes arrive."""
 
-    suites: int = 0
     by_state: dict[State, int] = field(default_factory=lambda: dict.fromkeys(State, 0))
+
+    def add(self, state: State) -> None:
+        self.by_state[state] += 1
 
     @property
     def requests(self) -> int:
@@ -55,6 +73,30 @@ class RunTotals:
     @property
     def all_passed(self) -> bool:
         return self.by_state[State.FAILED] == 0 and self.by_state[State.ERROR] == 0
+
+
+@dataclass(frozen=True, slots=True)
+class RunSummary:
+    """What a run amounted to, handed to every listener when it ends."""
+
+    suites: int
+    totals: RunTotals
+    tokens_fetched: int
+    seconds: float
+    interrupted: bool = False
+
+
+class RunListener(Protocol):
+    """A sink of a run's results: the terminal, a report file, CI annotations.
+
+    `outcome` is called from the worker threads as each send ends, so an
+    implementation takes its own lock; `finished` is called once, from the
+    main thread, after the last outcome. Each sink masks what it writes.
+    """
+
+    def outcome(self, outcome: Outcome) -> None: ...
+
+    def finished(self, summary: RunSummary) -> None: ...
 
 
 _MARKS = {
@@ -81,7 +123,6 @@ class Reporter:
         self._redactor = redactor
         self._color = color
         self._lock = threading.Lock()
-        self.totals = RunTotals()
 
     def _paint(self, text: str, code: str) -> str:
         return f"\033[{code}m{text}\033[0m" if self._color else text
@@ -103,7 +144,6 @@ class Reporter:
         text = self._redactor.redact("\n".join(lines) + "\n")
 
         with self._lock:
-            self.totals.by_state[outcome.state] += 1
             self._out.write(text)
 
     def message(self, text: str) -> None:
@@ -111,9 +151,10 @@ class Reporter:
         with self._lock:
             self._out.write(self._redactor.redact(text.rstrip("\n") + "\n"))
 
-    def summary(self, *, suites: int, tokens_fetched: int, seconds: float) -> None:
+    def finished(self, summary: RunSummary) -> None:
         """The closing line: counts, tokens fetched and wall time."""
-        totals = self.totals
+        totals, suites = summary.totals, summary.suites
+        tokens_fetched, seconds = summary.tokens_fetched, summary.seconds
         counts: Sequence[tuple[State, str]] = (
             (State.PASSED, "passed"),
             (State.FAILED, "failed"),

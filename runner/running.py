@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -32,15 +33,47 @@ from runner.loading import (
     parse_var_options,
     read_env_files,
 )
-from runner.output import Outcome, Reporter, State, use_color
+from runner.output import (
+    Outcome,
+    Reporter,
+    RunListener,
+    RunSummary,
+    RunTotals,
+    State,
+    use_color,
+)
 from runner.secrets import Redactor
 from runner.sending import ConnectionSession, join_url
 from runner.templates import Templates
 from runner.tokens import check_token_url
 
-__all__ = ["execute", "run_command"]
+__all__ = ["DEFAULT_CONCURRENCY", "RunOptions", "execute", "run_command"]
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+# Suites in flight at once unless --concurrency says otherwise: enough to
+# hide latency, few enough to be polite to a shared API.
+DEFAULT_CONCURRENCY = 4
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    """Everything a run needs besides its output streams.
+
+    Attributes:
+        paths: Files and folders named on the command line.
+        env: What templates see as ``env`` (every value read is a secret).
+        variables: ``--var`` values.
+        concurrency: Suites in flight at once.
+        color: True or False, or None to decide from the stream and
+            ``NO_COLOR``.
+    """
+
+    paths: Sequence[Path]
+    env: Mapping[str, str] = field(repr=False)
+    variables: Mapping[str, str] = field(default_factory=dict, repr=False)
+    concurrency: int = DEFAULT_CONCURRENCY
+    color: bool | None = None
 
 
 def run_command(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
@@ -52,39 +85,25 @@ def run_command(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
     except InputError as error:
         err.write(f"{error}\n")
         return EXIT_INVALID
-    color = False if args.no_color else None
-    return execute(
-        args.paths,
+    options = RunOptions(
+        paths=args.paths,
         env=env,
         variables=variables,
         concurrency=args.concurrency,
-        out=out,
-        err=err,
-        color=color,
+        color=False if args.no_color else None,
     )
+    return execute(options, out=out, err=err)
 
 
-def execute(
-    paths: Sequence[Path],
-    *,
-    env: Mapping[str, str],
-    variables: Mapping[str, str],
-    concurrency: int,
-    out: TextIO,
-    err: TextIO,
-    color: bool | None,
-) -> int:
-    """Load, then run every suite under `paths`; returns the exit status.
-
-    `color` None means: decide from the stream and ``NO_COLOR``.
-    """
+def execute(options: RunOptions, *, out: TextIO, err: TextIO) -> int:
+    """Load, then run every suite under ``options.paths``; returns the exit status."""
     started = time.perf_counter()
     redactor = Redactor()
-    templates = Templates(env, redactor)
+    templates = Templates(options.env, redactor)
     loaded = load_paths(
-        paths,
-        env=env,
-        variables=variables,
+        options.paths,
+        env=options.env,
+        variables=options.variables,
         redactor=redactor,
         templates=templates,
         for_run=True,
@@ -110,9 +129,11 @@ def execute(
             err.write(redactor.redact(error.render()) + "\n")
         return EXIT_INVALID
 
+    color = options.color
     if color is None:
-        color = use_color(out, no_color=False, environ=env)
+        color = use_color(out, no_color=False, environ=options.env)
     reporter = Reporter(out, redactor, color=color)
+    listeners: list[RunListener] = [reporter]
     for connection in loaded.connections.values():
         if not connection.model.verify_ssl:
             reporter.message(
@@ -122,14 +143,20 @@ def execute(
 
     sessions = {
         key: ConnectionSession(
-            connection.model, redactor, name=connection.name, pool_size=concurrency
+            connection.model,
+            redactor,
+            name=connection.name,
+            pool_size=options.concurrency,
         )
         for key, connection in loaded.connections.items()
     }
     stop = threading.Event()
-    run = _SuiteRunner(sessions, templates, reporter, stop)
+    totals = RunTotals()
+    run = _SuiteRunner(sessions, templates, _Broadcast(listeners, totals), stop)
     interrupted = False
-    pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="suite")
+    pool = ThreadPoolExecutor(
+        max_workers=options.concurrency, thread_name_prefix="suite"
+    )
     try:
         futures = [pool.submit(run.suite, suite) for suite in loaded.suites]
         for future in futures:
@@ -144,15 +171,33 @@ def execute(
         for session in sessions.values():
             session.close()
 
-    tokens = sum(session.tokens_fetched for session in sessions.values())
-    reporter.summary(
+    summary = RunSummary(
         suites=len(loaded.suites),
-        tokens_fetched=tokens,
+        totals=totals,
+        tokens_fetched=sum(session.tokens_fetched for session in sessions.values()),
         seconds=time.perf_counter() - started,
+        interrupted=interrupted,
     )
+    for listener in listeners:
+        listener.finished(summary)
     if interrupted:
         return EXIT_INTERRUPTED
-    return EXIT_OK if reporter.totals.all_passed else EXIT_FAILED
+    return EXIT_OK if totals.all_passed else EXIT_FAILED
+
+
+class _Broadcast:
+    """Hands each outcome to every listener and counts it, from any thread."""
+
+    def __init__(self, listeners: Sequence[RunListener], totals: RunTotals) -> None:
+        self._listeners = listeners
+        self._totals = totals
+        self._lock = threading.Lock()
+
+    def outcome(self, outcome: Outcome) -> None:
+        with self._lock:
+            self._totals.add(outcome.state)
+        for listener in self._listeners:
+            listener.outcome(outcome)
 
 
 class _SuiteRunner:
@@ -162,7 +207,7 @@ class _SuiteRunner:
         self,
         sessions: Mapping[str, ConnectionSession],
         templates: Templates,
-        reporter: Reporter,
+        reporter: _Broadcast,
         stop: threading.Event,
     ) -> None:
         self._sessions = sessions
@@ -225,6 +270,7 @@ class _SuiteRunner:
                 url=url,
                 state=state,
                 reasons=reasons,
+                location=request.location,
                 **extra,
             )
 
@@ -278,6 +324,7 @@ class _SuiteRunner:
                     url=model.url,
                     state=State.SKIPPED,
                     reasons=(reason,),
+                    location=request.location,
                 )
             )
 

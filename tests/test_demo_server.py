@@ -11,12 +11,13 @@ import argparse
 import base64
 import io
 import json
+import re
 import socket
 import subprocess
 import sys
 import time
 import types
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import quote_plus
@@ -29,6 +30,7 @@ from jsonschema import Draft202012Validator
 from runner.demo import demo_command, find_examples
 from runner.demo.server import DemoServer
 from runner.demo.store import BILLING_CLIENT, CRM_CLIENT
+from runner.running import RunOptions
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -457,11 +459,14 @@ class TestExamples:
     def test_example_connections_read_only_variables_the_demo_sets(
         self, server: DemoServer
     ) -> None:
-        names = set(server.environment())
+        env_names = set(server.environment())
+        var_names = set(server.variables())
         for path in (EXAMPLES / "connections").glob("*.yaml"):
             text = path.read_text(encoding="utf-8")
-            used = {word.split()[0] for word in text.split("env.")[1:]}
-            assert used <= names, path.name
+            used_env = {word.split()[0] for word in text.split("env.")[1:]}
+            used_vars = set(re.findall(r"\{\{ (demo_\w+)", text))
+            assert used_env <= env_names, path.name
+            assert used_vars <= var_names, path.name
 
 
 class FakeRunning:
@@ -472,35 +477,27 @@ class FakeRunning:
         self.calls: list[dict[str, Any]] = []
         self.reachable: list[int] = []
 
-    def execute(
-        self,
-        paths: Sequence[Path],
-        *,
-        env: Mapping[str, str],
-        variables: Mapping[str, str],
-        concurrency: int,
-        out: TextIO,
-        err: TextIO,
-        color: bool | None,
-    ) -> int:
+    def execute(self, options: RunOptions, *, out: TextIO, err: TextIO) -> int:
+        env, variables = options.env, options.variables
         self.calls.append(
             {
-                "paths": list(paths),
+                "paths": list(options.paths),
                 "env": dict(env),
-                "concurrency": concurrency,
-                "color": color,
+                "variables": dict(variables),
+                "concurrency": options.concurrency,
+                "color": options.color,
             }
         )
         data = {
             "grant_type": "client_credentials",
-            "client_id": env["RUNNER_DEMO_CRM_CLIENT_ID"],
+            "client_id": variables["demo_crm_client_id"],
             "client_secret": env["RUNNER_DEMO_CRM_CLIENT_SECRET"],
         }
-        token = httpx.post(env["RUNNER_DEMO_TOKEN_URL"], data=data).json()[
+        token = httpx.post(variables["demo_token_url"], data=data).json()[
             "access_token"
         ]
         headers = {"Authorization": f"Bearer {token}"}
-        health = httpx.get(env["RUNNER_DEMO_API_URL"] + "/health", headers=headers)
+        health = httpx.get(variables["demo_api_url"] + "/health", headers=headers)
         self.reachable.append(health.status_code)
         return self.status
 
@@ -510,6 +507,7 @@ def fake_running(monkeypatch: pytest.MonkeyPatch) -> FakeRunning:
     fake = FakeRunning()
     module = types.ModuleType("runner.running")
     module.execute = fake.execute  # type: ignore[attr-defined]
+    module.RunOptions = RunOptions  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "runner.running", module)
     return fake
 
@@ -531,7 +529,7 @@ class TestDemoCommand:
         (call,) = fake_running.calls
         assert call["paths"] == [EXAMPLES]
         assert call["color"] is False
-        assert call["env"]["RUNNER_DEMO_API_URL"].startswith("http://127.0.0.1:")
+        assert call["variables"]["demo_api_url"].startswith("http://127.0.0.1:")
         first_line = out.getvalue().splitlines()[0]
         assert first_line.startswith("demo API on http://127.0.0.1:")
         assert first_line.endswith("(token lifetime 2 s)")
@@ -545,7 +543,7 @@ class TestDemoCommand:
         status = demo_command(demo_args(), out=out, err=io.StringIO())
 
         assert status == 1
-        api_url = fake_running.calls[0]["env"]["RUNNER_DEMO_API_URL"]
+        api_url = fake_running.calls[0]["variables"]["demo_api_url"]
         with pytest.raises(httpx.ConnectError):
             httpx.get(api_url + "/health", timeout=1)
 

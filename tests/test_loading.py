@@ -607,3 +607,24 @@ class TestOptions:
     def test_bad_var_option(self, item: str) -> None:
         with pytest.raises(InputError, match="expected NAME=VALUE"):
             parse_var_options([item])
+
+
+def test_connection_file_sees_var_options_but_not_the_suites_vars(
+    tmp_path: Path,
+) -> None:
+    write(tmp_path, "api.yaml", 'url: "http://127.0.0.1:9/{{ area }}"\n')
+    suite = write(
+        tmp_path,
+        "suite.yaml",
+        "connection: api.yaml\nvars: {area: from-suite}\nrequests: [{url: x}]\n",
+    )
+
+    given = load(suite, variables={"area": "from-command-line"}, for_run=True)
+    assert given.errors == []
+    (connection,) = given.connections.values()
+    assert str(connection.model.url) == "http://127.0.0.1:9/from-command-line"
+
+    # The suite's own `vars` never reach the connection file.
+    error = only_error(load(suite, for_run=True))
+    assert "area" in error.message
+    assert error.location.file.endswith("api.yaml")

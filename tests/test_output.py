@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from runner.output import Outcome, Reporter, State, use_color
+from runner.output import Outcome, Reporter, RunSummary, RunTotals, State, use_color
 from runner.secrets import Redactor
 
 SECRET = "s3cr3t-value-for-output"
@@ -57,11 +57,16 @@ def test_summary_counts_states_tokens_and_time() -> None:
     reporter, stream = _reporter()
     for state in (State.PASSED, State.PASSED, State.FAILED, State.SKIPPED):
         reporter.outcome(Outcome("s", "r", "GET", "u", state))
-    reporter.summary(suites=2, tokens_fetched=1, seconds=1.234)
+    totals = RunTotals()
+    for state in (State.PASSED, State.PASSED, State.FAILED, State.SKIPPED):
+        totals.add(state)
+    reporter.finished(
+        RunSummary(suites=2, totals=totals, tokens_fetched=1, seconds=1.234)
+    )
     assert stream.getvalue().splitlines()[-1] == (
         "2 suites, 4 requests: 2 passed, 1 failed, 1 skipped; 1 token fetched; 1.23 s"
     )
-    assert not reporter.totals.all_passed
+    assert not totals.all_passed
 
 
 def test_color_is_used_only_on_a_terminal_without_no_color() -> None:

@@ -1,8 +1,9 @@
 """``runner demo``: run the examples against an embedded, OAuth2-protected API.
 
 The demo is the offline first run of a newcomer: it starts `DemoServer` (in
-`runner.demo.server`) on a free loopback port, hands its address and demo
-credentials to the example connection files through ``env``, runs the
+`runner.demo.server`) on a free loopback port, hands its addresses and
+client ids to the example connection files as ``--var`` values and the
+client secrets through ``env`` (so only the secrets are masked), runs the
 ``examples/`` suites exactly as ``runner run examples/`` would, and stops
 the server. Its tokens live two seconds, so the output shows a renewal.
 
@@ -61,7 +62,7 @@ def demo_command(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
         return EXIT_INVALID
 
     from runner.demo.server import DemoServer
-    from runner.running import execute
+    from runner.running import RunOptions, execute
 
     color = False if getattr(args, "no_color", False) else None
     concurrency = getattr(args, "concurrency", None) or DEMO_CONCURRENCY
@@ -70,13 +71,11 @@ def demo_command(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
             f"demo API on {server.url} (token lifetime {DEMO_TOKEN_LIFETIME:g} s)\n"
         )
         out.flush()
-        env = {**os.environ, **server.environment()}
-        return execute(
-            [examples],
-            env=env,
-            variables={},
+        options = RunOptions(
+            paths=[examples],
+            env={**os.environ, **server.environment()},
+            variables=server.variables(),
             concurrency=concurrency,
-            out=out,
-            err=err,
             color=color,
         )
+        return execute(options, out=out, err=err)

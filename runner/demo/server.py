@@ -147,12 +147,17 @@ class DemoServer:
         self._store.revoke_tokens()
 
     def environment(self) -> dict[str, str]:
-        """The variables the example connection files read from ``env``."""
+        """The client secrets, which the example connection files read from ``env``."""
         return {
-            "RUNNER_DEMO_API_URL": self.api_url,
-            "RUNNER_DEMO_TOKEN_URL": self.token_url,
-            "RUNNER_DEMO_CLIENT_ID": self.client_id,
             "RUNNER_DEMO_CLIENT_SECRET": self.client_secret,
-            "RUNNER_DEMO_CRM_CLIENT_ID": self.crm_client_id,
             "RUNNER_DEMO_CRM_CLIENT_SECRET": self.crm_client_secret,
+        }
+
+    def variables(self) -> dict[str, str]:
+        """The ``--var`` values the example connection files use: nothing secret."""
+        return {
+            "demo_api_url": self.api_url,
+            "demo_token_url": self.token_url,
+            "demo_client_id": self.client_id,
+            "demo_crm_client_id": self.crm_client_id,
         }
