@@ -11,7 +11,10 @@
     Target: within 0.35 s.
 
 Every server is the embedded demo API on 127.0.0.1, started and stopped here.
-Ratios, not absolute times, are what to compare across machines.
+Ratios, not absolute times, are what to compare across machines. The
+commands run as an installed package does, with its bytecode written
+(``PYTHONDONTWRITEBYTECODE`` is removed from their environment), after one
+untimed warm-up round; a last line times the imports alone.
 """
 
 from __future__ import annotations
@@ -45,6 +48,11 @@ with httpx.Client() as client:
         response = client.get(api + "/health", headers=headers)
         assert response.status_code == 200, response.status_code
 """
+
+
+# What a run imports before it sends anything: the project and its
+# dependencies (pydantic, jsonschema, jinja2, PyYAML, httpx).
+IMPORTS = "import runner.running, runner.cli"
 
 
 def _connection_yaml(server: DemoServer) -> str:
@@ -97,7 +105,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         tempfile.TemporaryDirectory() as tmp,
     ):
         folder = Path(tmp)
-        env = {**os.environ, "BENCH_SECRET": server.client_secret}
+        env = {
+            **{k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"},
+            "BENCH_SECRET": server.client_secret,
+        }
         (folder / "connection.yaml").write_text(_connection_yaml(server))
         (folder / "sequential.yaml").write_text(_suite_yaml("sequential", 1, 1000))
         (folder / "smoke.yaml").write_text(_suite_yaml("smoke", 5))
@@ -123,8 +134,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         floor: list[float] = []
         many_times: list[float] = []
         many_tokens: set[int] = set()
-        # Interleaved, so that a noisy neighbour slows both sides alike.
-        for _ in range(rounds):
+        imports: list[float] = []
+        imports_floor: list[float] = []
+        # Interleaved, so that a noisy neighbour slows both sides alike; the
+        # first round only warms up (bytecode, file cache) and is not kept.
+        for round_number in range(rounds + 1):
+            if round_number == 1:
+                for series in (seq_runner, seq_plain, smoke, floor, many_times):
+                    series.clear()
+                imports.clear()
+                imports_floor.clear()
+            imports.append(_timed([sys.executable, "-c", IMPORTS], env)[0])
+            imports_floor.append(_timed([sys.executable, "-c", "import httpx"], env)[0])
             seq_plain.append(_timed(plain, env)[0])
             seq_runner.append(
                 _timed([*runner, str(folder / "sequential.yaml")], env)[0]
@@ -157,6 +178,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             None,
             f"{_median(smoke) - _median(floor):+.3f} s",
         ),
+        ("import runner.running (all it needs)", _median(imports), ""),
+        ("import httpx (the plain script's)", _median(imports_floor), ""),
     ]
     print(f"median of {rounds} rounds, whole processes")
     for label, seconds, note in rows:

@@ -23,6 +23,7 @@ import httpx
 from runner.connections import HttpConnection, OAuth2Connection
 from runner.errors import SendError
 from runner.secrets import Redactor
+from runner.tls import shared_ssl_context
 from runner.tokens import BearerAuth, TokenManager
 
 __all__ = ["DEFAULT_TIMEOUT", "ConnectionSession", "Sent", "join_url"]
@@ -82,7 +83,7 @@ class ConnectionSession:
         self.client = httpx.Client(
             auth=auth,
             headers=connection.headers,
-            verify=connection.verify_ssl,
+            verify=shared_ssl_context(connection.verify_ssl),
             timeout=connection.timeout or DEFAULT_TIMEOUT,
             follow_redirects=False,
             limits=limits,

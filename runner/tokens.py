@@ -49,6 +49,7 @@ from runner.client_auth import (
 from runner.connections import OAuth2Connection
 from runner.errors import TokenError
 from runner.secrets import Redactor
+from runner.tls import shared_ssl_context
 
 __all__ = [
     "DEFAULT_MARGIN_SECONDS",
@@ -189,7 +190,7 @@ class TokenManager:
         self._client = httpx.Client(
             transport=transport,
             follow_redirects=False,
-            verify=connection.verify_ssl,
+            verify=shared_ssl_context(connection.verify_ssl),
             timeout=connection.timeout or DEFAULT_TIMEOUT_SECONDS,
         )
 
