@@ -3,9 +3,9 @@
 `load_paths` is what ``check`` and ``run`` both call. For every file it:
 
 1. parses it, keeping positions (`runner.yamlsource`);
-2. renders the templates of connections (``env``, and for inline
-   connections the suite's ``vars``), since connections do not change
-   during a run;
+2. renders the templates of connections, since connections do not change
+   during a run: a connection file sees ``env`` and the ``--var`` values,
+   an inline connection also its suite's ``vars``;
 3. validates against the exported schema, then builds the models
    (`runner.validation`);
 4. for suites, resolves connections relative to the suite file, compiles
