@@ -43,7 +43,8 @@ class Outcome:
     `location` is where the request is written in its suite file (reports
     and CI annotations point there); `url` is as sent, or as written when
     the request was skipped before rendering. Neither is masked here:
-    every sink masks what it writes.
+    every sink masks what it writes. `attempts` counts the sends behind
+    this outcome when a ``retry`` sent it more than once.
     """
 
     suite: str
@@ -55,6 +56,7 @@ class Outcome:
     elapsed_ms: float | None = None
     reasons: tuple[str, ...] = ()
     location: Location | None = None
+    attempts: int = 1  # sends it took, retries and polling included
 
 
 @dataclass(slots=True)
