@@ -43,6 +43,22 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _tag(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a tag, got an empty string")
+    return text
+
+
+def _shard(text: str) -> object:
+    # Imported here, like every command's module: `check` pays for nothing.
+    from runner.selection import Shard
+
+    try:
+        return Shard.parse(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="runner",
@@ -58,6 +74,27 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--concurrency", type=_positive_int, default=4, metavar="N")
     run.add_argument("--no-color", action="store_true")
+    run.add_argument(
+        "--tag",
+        type=_tag,
+        action="append",
+        default=[],
+        metavar="TAG",
+        dest="tags",
+        help="run only suites or requests with this tag (repeatable)",
+    )
+    run.add_argument(
+        "--fail-fast",
+        action="store_true",
+        help="send nothing more after the first failure; report the rest skipped",
+    )
+    run.add_argument(
+        "--shard",
+        type=_shard,
+        default=None,
+        metavar="K/N",
+        help="run the K-th of N disjoint parts of the suite files (CI jobs)",
+    )
 
     check = commands.add_parser("check", help="validate and render, send nothing")
     check.add_argument("paths", nargs="+", metavar="PATH", type=Path)

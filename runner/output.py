@@ -23,6 +23,7 @@ __all__ = [
     "RunSummary",
     "RunTotals",
     "State",
+    "TextSink",
     "use_color",
 ]
 
@@ -86,6 +87,7 @@ class RunSummary:
     tokens_fetched: int
     seconds: float
     interrupted: bool = False
+    deselected: int = 0  # requests --tag left out, as written
 
 
 class RunListener(Protocol):
@@ -99,6 +101,17 @@ class RunListener(Protocol):
     def outcome(self, outcome: Outcome) -> None: ...
 
     def finished(self, summary: RunSummary) -> None: ...
+
+
+class TextSink(Protocol):
+    """Where a sink writes: a `TextIO`, or a live progress line standing before one.
+
+    `runner.progress.LiveCount` takes its line away before each write.
+    """
+
+    def write(self, text: str, /) -> int: ...
+
+    def flush(self) -> None: ...
 
 
 _MARKS = {
@@ -120,7 +133,7 @@ def use_color(stream: TextIO, *, no_color: bool, environ: Mapping[str, str]) -> 
 class Reporter:
     """Writes outcomes as they arrive, from any worker thread, masked."""
 
-    def __init__(self, out: TextIO, redactor: Redactor, *, color: bool) -> None:
+    def __init__(self, out: TextSink, redactor: Redactor, *, color: bool) -> None:
         self._out = out
         self._redactor = redactor
         self._color = color
@@ -168,6 +181,8 @@ class Reporter:
             for state, label in counts
             if totals.by_state[state] or state in (State.PASSED, State.FAILED)
         ]
+        if summary.deselected:
+            shown.append(f"{summary.deselected} deselected")
         plural = "" if suites == 1 else "s"
         tokens = "1 token" if tokens_fetched == 1 else f"{tokens_fetched} tokens"
         line = (

@@ -4,11 +4,15 @@ The order of a run:
 
 1. Load and check every file; any invalid input stops the run with status 2
    before a single byte is sent (token requests included).
-2. Open one `ConnectionSession` per connection, shared by every suite that
+2. Pick what runs (`runner.selection`): ``--tag`` over every suite loaded,
+   so a tag that selects nothing is an error in every shard, then
+   ``--shard`` over the suite files picked.
+3. Open one `ConnectionSession` per connection, shared by every suite that
    uses it, so each connection fetches one token for the whole run.
-3. Run the suites on a pool of ``--concurrency`` worker threads; requests of
-   a suite run in order in one worker.
-4. Print the summary, close every client, return the exit status.
+4. Run the suites on a pool of ``--concurrency`` worker threads; requests of
+   a suite run in order in one worker. An interrupt or ``--fail-fast`` sets
+   the run's `RunStop`: nothing more is sent, the rest is reported skipped.
+5. Print the summary, close every client, return the exit status.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import os
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -40,12 +44,17 @@ from runner.output import (
     RunSummary,
     RunTotals,
     State,
+    TextSink,
     use_color,
 )
+from runner.progress import LiveCount, use_progress
 from runner.secrets import Redactor
+from runner.selection import Selected, Shard, select
 from runner.sending import ConnectionSession, join_url
+from runner.stopping import FailFast, RunStop
 from runner.templates import Templates
 from runner.tokens import check_token_url
+from runner.validation import did_you_mean
 
 __all__ = ["DEFAULT_CONCURRENCY", "RunOptions", "execute", "run_command"]
 
@@ -67,6 +76,12 @@ class RunOptions:
         concurrency: Suites in flight at once.
         color: True or False, or None to decide from the stream and
             ``NO_COLOR``.
+        tags: ``--tag`` values; empty runs every request.
+        fail_fast: Send nothing more after the first failed or errored
+            request; the rest is reported as skipped.
+        shard: ``--shard K/N``: run only this part of the suite files.
+        progress: Show a live count of finished and pending requests: True
+            or False, or None to decide from the stream (a terminal).
     """
 
     paths: Sequence[Path]
@@ -74,6 +89,10 @@ class RunOptions:
     variables: Mapping[str, str] = field(default_factory=dict, repr=False)
     concurrency: int = DEFAULT_CONCURRENCY
     color: bool | None = None
+    tags: Sequence[str] = ()
+    fail_fast: bool = False
+    shard: Shard | None = None
+    progress: bool | None = None
 
 
 def run_command(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
@@ -91,6 +110,9 @@ def run_command(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
         variables=variables,
         concurrency=args.concurrency,
         color=False if args.no_color else None,
+        tags=tuple(args.tags),
+        fail_fast=args.fail_fast,
+        shard=args.shard,
     )
     return execute(options, out=out, err=err)
 
@@ -129,11 +151,29 @@ def execute(options: RunOptions, *, out: TextIO, err: TextIO) -> int:
             err.write(redactor.redact(error.render()) + "\n")
         return EXIT_INVALID
 
-    color = options.color
-    if color is None:
-        color = use_color(out, no_color=False, environ=options.env)
-    reporter = Reporter(out, redactor, color=color)
-    listeners: list[RunListener] = [reporter]
+    selection = select(loaded.suites, options.tags)
+    if not selection.suites:
+        err.write(_nothing_tagged(options.tags, loaded.suites) + "\n")
+        return EXIT_INVALID
+    suites = list(selection.suites)
+    if options.shard is not None:
+        suites = options.shard.pick(suites, cwd=Path.cwd())
+        if not suites:
+            # Normal in CI when there are more jobs than suite files.
+            out.write(
+                f"shard {options.shard}: none of the {len(selection.suites)} suite "
+                "files falls in this shard; nothing to send\n"
+            )
+            return EXIT_OK
+
+    stop = RunStop()
+    sinks = _Sinks.build(options, out, redactor, stop, suites)
+    reporter, listeners, live = sinks.reporter, sinks.listeners, sinks.live
+    if options.shard is not None:
+        reporter.message(
+            f"shard {options.shard}: {len(suites)} of {len(selection.suites)} "
+            "suite files"
+        )
     for connection in loaded.connections.values():
         if not connection.model.verify_ssl:
             reporter.message(
@@ -150,7 +190,6 @@ def execute(options: RunOptions, *, out: TextIO, err: TextIO) -> int:
         )
         for key, connection in loaded.connections.items()
     }
-    stop = threading.Event()
     totals = RunTotals()
     run = _SuiteRunner(sessions, templates, _Broadcast(listeners, totals), stop)
     interrupted = False
@@ -158,31 +197,80 @@ def execute(options: RunOptions, *, out: TextIO, err: TextIO) -> int:
         max_workers=options.concurrency, thread_name_prefix="suite"
     )
     try:
-        futures = [pool.submit(run.suite, suite) for suite in loaded.suites]
+        if live is not None:
+            live.start()
+        futures: list[Future[None]] = [pool.submit(run.suite, item) for item in suites]
         for future in futures:
             future.result()
     except KeyboardInterrupt:
         # Workers finish the request in hand (closing the clients below cuts
         # it short) and send nothing more.
         interrupted = True
-        stop.set()
+        stop.stop("run interrupted")
     finally:
         pool.shutdown(wait=not interrupted, cancel_futures=True)
         for session in sessions.values():
             session.close()
+        if live is not None:
+            live.close()
 
+    # Under --shard, requests of suites that --tag left out entirely belong
+    # to no shard, so each shard counts only those of its own suites.
+    deselected = selection.deselected
+    if options.shard is not None:
+        deselected = sum(item.deselected for item in suites)
     summary = RunSummary(
-        suites=len(loaded.suites),
+        suites=len(suites),
         totals=totals,
         tokens_fetched=sum(session.tokens_fetched for session in sessions.values()),
         seconds=time.perf_counter() - started,
         interrupted=interrupted,
+        deselected=deselected,
     )
     for listener in listeners:
         listener.finished(summary)
     if interrupted:
         return EXIT_INTERRUPTED
     return EXIT_OK if totals.all_passed else EXIT_FAILED
+
+
+@dataclass(frozen=True, slots=True)
+class _Sinks:
+    """Where a run's outcomes go, in the order each must see them."""
+
+    reporter: Reporter
+    listeners: Sequence[RunListener]
+    live: LiveCount | None  # the progress line, on a terminal
+
+    @classmethod
+    def build(
+        cls,
+        options: RunOptions,
+        out: TextIO,
+        redactor: Redactor,
+        stop: RunStop,
+        suites: Sequence[Selected],
+    ) -> _Sinks:
+        color = options.color
+        if color is None:
+            color = use_color(out, no_color=False, environ=options.env)
+        progress = options.progress
+        if progress is None:
+            progress = use_progress(out, environ=options.env)
+
+        listeners: list[RunListener] = []
+        sink: TextSink = out
+        live: LiveCount | None = None
+        if progress:
+            # First, so the count is current when the reporter's line lands.
+            live = LiveCount(out, sum(item.sends for item in suites))
+            listeners.append(live)
+            sink = live
+        if options.fail_fast:
+            listeners.append(FailFast(stop))
+        reporter = Reporter(sink, redactor, color=color)
+        listeners.append(reporter)
+        return cls(reporter, listeners, live)
 
 
 class _Broadcast:
@@ -208,30 +296,37 @@ class _SuiteRunner:
         sessions: Mapping[str, ConnectionSession],
         templates: Templates,
         reporter: _Broadcast,
-        stop: threading.Event,
+        stop: RunStop,
     ) -> None:
         self._sessions = sessions
         self._templates = templates
         self._reporter = reporter
         self._stop = stop
 
-    def suite(self, suite: LoadedSuite) -> None:
+    def suite(self, selected: Selected) -> None:
+        suite = selected.suite
         captures: dict[str, Any] = {}
         # Which request was meant to capture each name, to explain a skip.
-        capturer: dict[str, str] = {}
+        capturer: dict[str, _Capturer] = {}
         for request in suite.requests:
             label = _request_label(request)
+            picked = selected.runs(request)
+            if not picked:
+                # Not sent and not reported; only its captures are missed.
+                for name in request.captures:
+                    capturer[name] = _Capturer(label, picked=False)
+                continue
             missing = sorted(request.uses - captures.keys())
             if missing or self._stop.is_set():
                 reason = (
-                    "run interrupted"
+                    self._stop.reason
                     if not missing
                     else _skip_reason(missing, capturer)
                 )
                 self._report_skip(suite, request, label, reason)
                 continue
             for name in request.captures:
-                capturer[name] = label
+                capturer[name] = _Capturer(label, picked=True)
             self._send_all(suite, request, label, captures)
 
     def _send_all(
@@ -243,8 +338,12 @@ class _SuiteRunner:
     ) -> None:
         """Send a request `repeat` times; captures come from the last passing send."""
         model = request.model
-        for _ in range(model.repeat):
-            if model.delay and self._stop.wait(model.delay / 1000):
+        for sent in range(model.repeat):
+            if self._stop.is_set() or (
+                model.delay and self._stop.wait(model.delay / 1000)
+            ):
+                left = model.repeat - sent
+                self._report_skip(suite, request, label, self._stop.reason, left)
                 return
             outcome, captured = self._send_once(suite, request, label, captures)
             self._reporter.outcome(outcome)
@@ -312,10 +411,16 @@ class _SuiteRunner:
         return outcome(State.PASSED, **timing), captured
 
     def _report_skip(
-        self, suite: LoadedSuite, request: LoadedRequest, label: str, reason: str
+        self,
+        suite: LoadedSuite,
+        request: LoadedRequest,
+        label: str,
+        reason: str,
+        sends: int | None = None,
     ) -> None:
+        """Report `sends` of the request (default: all its repeats) skipped."""
         model = request.model
-        for _ in range(model.repeat):
+        for _ in range(model.repeat if sends is None else sends):
             self._reporter.outcome(
                 Outcome(
                     suite=suite.name,
@@ -334,9 +439,37 @@ def _request_label(request: LoadedRequest) -> str:
     return model.name or f"{model.method} {model.url or '/'}"
 
 
-def _skip_reason(missing: Sequence[str], capturer: Mapping[str, str]) -> str:
+@dataclass(frozen=True, slots=True)
+class _Capturer:
+    """The request meant to capture a name, and whether ``--tag`` picked it."""
+
+    label: str
+    picked: bool
+
+
+def _skip_reason(missing: Sequence[str], capturer: Mapping[str, _Capturer]) -> str:
     names = ", ".join(repr(name) for name in missing)
-    makers = sorted({capturer[name] for name in missing if name in capturer})
-    if makers:
-        return f"uses {names}, not captured: {', '.join(makers)} did not pass"
+    makers = [capturer[name] for name in missing if name in capturer]
+    failed = sorted({maker.label for maker in makers if maker.picked})
+    left_out = sorted({maker.label for maker in makers if not maker.picked})
+    if failed:
+        return f"uses {names}, not captured: {', '.join(failed)} did not pass"
+    if left_out:
+        return (
+            f"uses {names}, not captured: {', '.join(left_out)} not selected by --tag"
+        )
     return f"uses {names}, which no earlier request captured"
+
+
+def _nothing_tagged(tags: Sequence[str], suites: Sequence[LoadedSuite]) -> str:
+    """The error for ``--tag`` values that select no request at all."""
+    known = {tag for suite in suites for tag in suite.tags}
+    for suite in suites:
+        known.update(tag for request in suite.requests for tag in request.model.tags)
+    shown = ", ".join(repr(tag) for tag in tags)
+    hint = did_you_mean(tags[0], known) if len(tags) == 1 else ""
+    count = len(suites)
+    return (
+        f"--tag {shown}: selects no request of the {count} suite"
+        f"{'' if count == 1 else 's'} loaded{hint}; nothing was sent"
+    )
