@@ -58,6 +58,18 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--concurrency", type=_positive_int, default=4, metavar="N")
     run.add_argument("--no-color", action="store_true")
+    run.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="show each request and response, masked (-vv: token requests too)",
+    )
+    run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print each request as a curl command, masked; send nothing",
+    )
 
     check = commands.add_parser("check", help="validate and render, send nothing")
     check.add_argument("paths", nargs="+", metavar="PATH", type=Path)

@@ -9,6 +9,10 @@ The order of a run:
 3. Run the suites on a pool of ``--concurrency`` worker threads; requests of
    a suite run in order in one worker.
 4. Print the summary, close every client, return the exit status.
+
+With ``--dry-run`` the run stops after step 1 and prints each request as a
+curl command (`runner.dryrun`); with ``-v`` every send is traced
+(`runner.trace`).
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ from runner.secrets import Redactor
 from runner.sending import ConnectionSession, join_url
 from runner.templates import Templates
 from runner.tokens import check_token_url
+from runner.trace import Tracer
 
 __all__ = ["DEFAULT_CONCURRENCY", "RunOptions", "execute", "run_command"]
 
@@ -67,6 +72,9 @@ class RunOptions:
         concurrency: Suites in flight at once.
         color: True or False, or None to decide from the stream and
             ``NO_COLOR``.
+        verbosity: 1 traces every request and response (``-v``), 2 the
+            token requests too (``-vv``); 0 neither.
+        dry_run: Print each request as a curl command and send nothing.
     """
 
     paths: Sequence[Path]
@@ -74,6 +82,8 @@ class RunOptions:
     variables: Mapping[str, str] = field(default_factory=dict, repr=False)
     concurrency: int = DEFAULT_CONCURRENCY
     color: bool | None = None
+    verbosity: int = 0
+    dry_run: bool = False
 
 
 def run_command(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
@@ -91,6 +101,8 @@ def run_command(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
         variables=variables,
         concurrency=args.concurrency,
         color=False if args.no_color else None,
+        verbosity=args.verbose,
+        dry_run=args.dry_run,
     )
     return execute(options, out=out, err=err)
 
@@ -128,6 +140,10 @@ def execute(options: RunOptions, *, out: TextIO, err: TextIO) -> int:
         for error in url_errors:
             err.write(redactor.redact(error.render()) + "\n")
         return EXIT_INVALID
+    if options.dry_run:
+        from runner.dryrun import dry_run
+
+        return dry_run(loaded, templates, redactor, out=out, err=err)
 
     color = options.color
     if color is None:
@@ -141,12 +157,17 @@ def execute(options: RunOptions, *, out: TextIO, err: TextIO) -> int:
                 "are not checked, the token endpoint's included"
             )
 
+    tracer = None
+    if options.verbosity > 0:
+        # Through the reporter, whose lock keeps each block in one piece.
+        tracer = Tracer(reporter.message, redactor, tokens=options.verbosity > 1)
     sessions = {
         key: ConnectionSession(
             connection.model,
             redactor,
             name=connection.name,
             pool_size=options.concurrency,
+            tracer=tracer,
         )
         for key, connection in loaded.connections.items()
     }

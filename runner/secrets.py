@@ -4,13 +4,15 @@ A run registers each secret it learns (client secrets, access tokens,
 values read from ``env``) with a `Redactor`; the terminal output, verbose
 traces, error messages and reports all pass their text through
 `Redactor.redact` before writing it. Masking is by value, and covers the
-encoded forms a secret travels in: form-urlencoded, percent-encoded, and
+encoded forms a secret travels in: form-urlencoded, percent-encoded (fully,
+or as a URL path or query escapes it), escaped inside a JSON string, and
 inside a base64 HTTP Basic credential.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import re
 import threading
 from collections.abc import Iterable
@@ -30,9 +32,20 @@ SENSITIVE_HEADERS = frozenset(
 )
 
 
+# What a URL's path and query leave unescaped (the WHATWG percent-encode sets
+# that httpx applies): a secret in a URL travels in these mixed forms, which
+# neither fully escaped form matches.
+_PATH_SAFE = "".join(chr(i) for i in range(0x21, 0x7F) if chr(i) not in '"#<>?`{}%')
+_QUERY_SAFE = "".join(chr(i) for i in range(0x21, 0x7F) if chr(i) not in '"#<>%')
+
+
 def _encoded_forms(value: str) -> set[str]:
     forms = {value, quote(value, safe=""), quote_plus(value, safe="")}
+    forms |= {quote(value, safe=_PATH_SAFE), quote(value, safe=_QUERY_SAFE)}
     forms.add(value.encode("unicode_escape").decode("ascii"))
+    # Inside a JSON string, as request and response bodies carry it.
+    forms.add(json.dumps(value)[1:-1])
+    forms.add(json.dumps(value, ensure_ascii=False)[1:-1])
     return {form for form in forms if len(form) >= MIN_SECRET_LENGTH}
 
 
