@@ -46,7 +46,7 @@ from runner.output import (
     State,
     use_color,
 )
-from runner.secrets import Redactor
+from runner.secrets import Redactor, masked_logs
 from runner.sending import ConnectionSession, join_url
 from runner.templates import Templates
 from runner.tokens import check_token_url
@@ -109,8 +109,16 @@ def run_command(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
 
 def execute(options: RunOptions, *, out: TextIO, err: TextIO) -> int:
     """Load, then run every suite under ``options.paths``; returns the exit status."""
-    started = time.perf_counter()
     redactor = Redactor()
+    # The logs of the run and its dependencies are a sink like the others.
+    with masked_logs(redactor):
+        return _execute(options, redactor, out=out, err=err)
+
+
+def _execute(
+    options: RunOptions, redactor: Redactor, *, out: TextIO, err: TextIO
+) -> int:
+    started = time.perf_counter()
     templates = Templates(options.env, redactor)
     loaded = load_paths(
         options.paths,

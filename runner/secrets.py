@@ -12,19 +12,41 @@ inside a base64 HTTP Basic credential.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
+import logging
 import re
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from urllib.parse import quote, quote_plus
 
-__all__ = ["MASK", "MIN_SECRET_LENGTH", "SENSITIVE_HEADERS", "Redactor"]
+__all__ = [
+    "LOGGERS",
+    "MASK",
+    "MIN_SECRET_LENGTH",
+    "SENSITIVE_HEADERS",
+    "RedactingFilter",
+    "Redactor",
+    "masked_logs",
+]
 
 MASK = "***"
 
 # Shorter values would mask ordinary words and numbers all over the output
 # while protecting nothing: a three-character secret is guessed anyway.
 MIN_SECRET_LENGTH = 4
+
+# The loggers a run writes to, its dependencies' included: httpx logs each
+# request's full URL at INFO, query string and all.
+LOGGERS = (
+    "runner.tokens",
+    "httpx",
+    "httpcore.connection",
+    "httpcore.http11",
+    "httpcore.http2",
+    "httpcore.proxy",
+    "httpcore.socks",
+)
 
 # Header values that are secret whatever they hold.
 SENSITIVE_HEADERS = frozenset(
@@ -109,3 +131,41 @@ class Redactor:
             ordered = sorted(self._forms, key=len, reverse=True)
             self._pattern = re.compile("|".join(re.escape(form) for form in ordered))
             return self._pattern
+
+
+class RedactingFilter(logging.Filter):
+    """Masks a log record's message before any handler formats it."""
+
+    def __init__(self, redactor: Redactor) -> None:
+        super().__init__()
+        self._redactor = redactor
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = self._redactor.redact(message)
+        if masked != message:
+            record.msg, record.args = masked, None
+        return True
+
+
+@contextlib.contextmanager
+def masked_logs(redactor: Redactor, names: Iterable[str] = LOGGERS) -> Iterator[None]:
+    """Mask every record of the `names` loggers while the block runs.
+
+    A logger's filter sees only the records made on that logger, not those
+    of its children, hence the list of names. The filters are removed at
+    the end, so that runs in one process do not pile them up.
+
+    Known shortcoming: masking is by value only here; httpcore's DEBUG
+    trace shows header values that no secret registered covers (a server's
+    own ``Set-Cookie``, say). Keep httpcore below DEBUG in shared logs.
+    """
+    loggers = [logging.getLogger(name) for name in names]
+    masking = RedactingFilter(redactor)
+    for logger in loggers:
+        logger.addFilter(masking)
+    try:
+        yield
+    finally:
+        for logger in loggers:
+            logger.removeFilter(masking)
