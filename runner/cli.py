@@ -95,6 +95,18 @@ def _build_parser() -> argparse.ArgumentParser:
         metavar="K/N",
         help="run the K-th of N disjoint parts of the suite files (CI jobs)",
     )
+    run.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="show each request and response, masked (-vv: token requests too)",
+    )
+    run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print each request as a curl command, masked; send nothing",
+    )
 
     check = commands.add_parser("check", help="validate and render, send nothing")
     check.add_argument("paths", nargs="+", metavar="PATH", type=Path)

@@ -13,6 +13,10 @@ The order of a run:
    a suite run in order in one worker. An interrupt or ``--fail-fast`` sets
    the run's `RunStop`: nothing more is sent, the rest is reported skipped.
 5. Print the summary, close every client, return the exit status.
+
+With ``--dry-run`` the run stops after step 2 and prints each request as a
+curl command (`runner.dryrun`); with ``-v`` every send is traced
+(`runner.trace`).
 """
 
 from __future__ import annotations
@@ -48,12 +52,13 @@ from runner.output import (
     use_color,
 )
 from runner.progress import LiveCount, use_progress
-from runner.secrets import Redactor
+from runner.secrets import Redactor, masked_logs
 from runner.selection import Selected, Shard, select
 from runner.sending import ConnectionSession, join_url
 from runner.stopping import FailFast, RunStop
 from runner.templates import Templates
 from runner.tokens import check_token_url
+from runner.trace import Tracer
 from runner.validation import did_you_mean
 
 __all__ = ["DEFAULT_CONCURRENCY", "RunOptions", "execute", "run_command"]
@@ -82,6 +87,9 @@ class RunOptions:
         shard: ``--shard K/N``: run only this part of the suite files.
         progress: Show a live count of finished and pending requests: True
             or False, or None to decide from the stream (a terminal).
+        verbosity: 1 traces every request and response (``-v``), 2 the
+            token requests too (``-vv``); 0 neither.
+        dry_run: Print each request as a curl command and send nothing.
     """
 
     paths: Sequence[Path]
@@ -93,6 +101,8 @@ class RunOptions:
     fail_fast: bool = False
     shard: Shard | None = None
     progress: bool | None = None
+    verbosity: int = 0
+    dry_run: bool = False
 
 
 def run_command(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
@@ -113,14 +123,24 @@ def run_command(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
         tags=tuple(args.tags),
         fail_fast=args.fail_fast,
         shard=args.shard,
+        verbosity=args.verbose,
+        dry_run=args.dry_run,
     )
     return execute(options, out=out, err=err)
 
 
 def execute(options: RunOptions, *, out: TextIO, err: TextIO) -> int:
     """Load, then run every suite under ``options.paths``; returns the exit status."""
-    started = time.perf_counter()
     redactor = Redactor()
+    # The logs of the run and its dependencies are a sink like the others.
+    with masked_logs(redactor):
+        return _execute(options, redactor, out=out, err=err)
+
+
+def _execute(
+    options: RunOptions, redactor: Redactor, *, out: TextIO, err: TextIO
+) -> int:
+    started = time.perf_counter()
     templates = Templates(options.env, redactor)
     loaded = load_paths(
         options.paths,
@@ -150,7 +170,6 @@ def execute(options: RunOptions, *, out: TextIO, err: TextIO) -> int:
         for error in url_errors:
             err.write(redactor.redact(error.render()) + "\n")
         return EXIT_INVALID
-
     selection = select(loaded.suites, options.tags)
     if not selection.suites:
         err.write(_nothing_tagged(options.tags, loaded.suites) + "\n")
@@ -165,6 +184,10 @@ def execute(options: RunOptions, *, out: TextIO, err: TextIO) -> int:
                 "files falls in this shard; nothing to send\n"
             )
             return EXIT_OK
+    if options.dry_run:
+        from runner.dryrun import dry_run
+
+        return dry_run(suites, templates, redactor, out=out, err=err)
 
     stop = RunStop()
     sinks = _Sinks.build(options, out, redactor, stop, suites)
@@ -181,12 +204,17 @@ def execute(options: RunOptions, *, out: TextIO, err: TextIO) -> int:
                 "are not checked, the token endpoint's included"
             )
 
+    tracer = None
+    if options.verbosity > 0:
+        # Through the reporter, whose lock keeps each block in one piece.
+        tracer = Tracer(reporter.message, redactor, tokens=options.verbosity > 1)
     sessions = {
         key: ConnectionSession(
             connection.model,
             redactor,
             name=connection.name,
             pool_size=options.concurrency,
+            tracer=tracer,
         )
         for key, connection in loaded.connections.items()
     }

@@ -25,6 +25,7 @@ from runner.errors import SendError
 from runner.secrets import Redactor
 from runner.tls import shared_ssl_context
 from runner.tokens import BearerAuth, TokenManager
+from runner.trace import Tracer
 
 __all__ = ["DEFAULT_TIMEOUT", "ConnectionSession", "Sent", "join_url"]
 
@@ -58,7 +59,17 @@ class Sent:
 
 
 class ConnectionSession:
-    """The client (and, for OAuth2, the token manager) of one connection."""
+    """The client (and, for OAuth2, the token manager) of one connection.
+
+    Args:
+        connection: The connection, templates rendered.
+        redactor: The run's redactor (the token manager registers tokens).
+        name: The connection's name, for messages and traces.
+        pool_size: Connections kept open at once (the run's concurrency).
+        transport: An httpx transport for the API (tests).
+        tracer: Writes every send (``-v``) and, if it says so, every token
+            request (``-vv``).
+    """
 
     def __init__(
         self,
@@ -68,14 +79,22 @@ class ConnectionSession:
         name: str,
         pool_size: int,
         transport: httpx.BaseTransport | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         self.connection = connection
         self.base_url = str(connection.url)
         self.tokens: TokenManager | None = None
+        self._tracer = tracer
+        self._trace_title = f"connection {name!r}: request"
         auth: httpx.Auth | None = None
         if isinstance(connection, OAuth2Connection):
-            self.tokens = TokenManager(connection, redactor, name=name)
+            token_tracer = tracer if tracer is not None and tracer.tokens else None
+            self.tokens = TokenManager(
+                connection, redactor, name=name, tracer=token_tracer
+            )
             auth = BearerAuth(self.tokens, self.base_url)
+        # Hooks see every send, the resend after a 401 and redirect hops too.
+        hooks = tracer.event_hooks(name) if tracer is not None else None
 
         limits = httpx.Limits(
             max_connections=max(pool_size, 1), max_keepalive_connections=pool_size
@@ -88,6 +107,7 @@ class ConnectionSession:
             follow_redirects=False,
             limits=limits,
             transport=transport,
+            event_hooks=hooks,
         )
 
     def __repr__(self) -> str:
@@ -126,9 +146,11 @@ class ConnectionSession:
             )
         except httpx.TimeoutException as error:
             message = f"no response within the timeout ({type(error).__name__})"
+            self._trace_failure(error, message)
             raise SendError(message) from None
         except httpx.HTTPError as error:
             message = f"could not send: {type(error).__name__}: {error}"
+            self._trace_failure(error, message)
             raise SendError(message) from None
         elapsed_ms = (time.perf_counter() - started) * 1000
 
@@ -139,6 +161,15 @@ class ConnectionSession:
             content_type=response.headers.get("content-type", ""),
             elapsed_ms=elapsed_ms,
         )
+
+    def _trace_failure(self, error: httpx.HTTPError, message: str) -> None:
+        if self._tracer is None:
+            return
+        try:
+            request = error.request
+        except RuntimeError:  # raised before a request was built
+            return
+        self._tracer.failure(request, message, title=self._trace_title)
 
     def close(self) -> None:
         self.client.close()

@@ -50,6 +50,7 @@ from runner.connections import OAuth2Connection
 from runner.errors import TokenError
 from runner.secrets import Redactor
 from runner.tls import shared_ssl_context
+from runner.trace import Tracer
 
 __all__ = [
     "DEFAULT_MARGIN_SECONDS",
@@ -135,6 +136,7 @@ class TokenManager:
         margin: Seconds before expiry at which the token is renewed; never
             more than half the token's lifetime.
         retry: When failed token requests are sent again.
+        tracer: Writes each token request and its response (``-vv``).
 
     Raises:
         TokenError: ``token_url`` is refused (see `check_token_url`).
@@ -151,8 +153,11 @@ class TokenManager:
         sleep: Callable[[float], None] = time.sleep,
         margin: float = DEFAULT_MARGIN_SECONDS,
         retry: RetryPolicy | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         self.name = name
+        self._tracer = tracer
+        self._trace_title = f"connection {name!r}: token request"
         self._connection = connection
         self._redactor = redactor
         register_client_secrets(connection, redactor)
@@ -348,11 +353,19 @@ class TokenManager:
                 # Never followed: the next request would carry the secret to
                 # wherever the redirect points (SPEC, "OAuth2 behaviour").
                 if 300 <= status < 400:
+                    self._trace(response, None)
                     raise self._error(self._redirect_message(response))
                 body = _read_capped(response)
         except httpx.TransportError as exc:
             reason = f"could not reach the token endpoint ({_kind(exc)})"
+            if self._tracer is not None:
+                self._tracer.failure(exc.request, reason, title=self._trace_title)
             raise _Retryable(reason) from None
+
+        document = None if body is None else _json_object(body)
+        if document is not None:
+            self._learn_secrets(document)
+        self._trace(response, body)
 
         if status == 429 or status >= 500:
             retry_after = _retry_after(response.headers.get("Retry-After"))
@@ -363,9 +376,6 @@ class TokenManager:
                 f"than {MAX_TOKEN_RESPONSE_BYTES // 1024} KiB"
             )
 
-        document = _json_object(body)
-        if document is not None:
-            self._learn_secrets(document)
         # Some providers answer an RFC 6749 section 5.2 error with a 200.
         refused = (
             document is not None
@@ -389,6 +399,11 @@ class TokenManager:
             "lifetime unknown" if lifetime is None else f"lifetime {lifetime:g} s",
         )
         return _Token(value, renew_at)
+
+    def _trace(self, response: httpx.Response, body: bytes | None) -> None:
+        # Called only once the tokens of the body are known to the redactor.
+        if self._tracer is not None:
+            self._tracer.exchange(response, title=self._trace_title, body=body)
 
     def _learn_secrets(self, document: Mapping[str, Any]) -> None:
         # Registered before anything else reads the response, so that no

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import base64
+import logging
 from urllib.parse import quote_plus
 
-from runner.secrets import MASK, Redactor
+import httpx
+import pytest
+
+from runner.secrets import MASK, Redactor, masked_logs
 
 
 def test_redact_masks_raw_and_urlencoded_forms() -> None:
@@ -37,3 +41,29 @@ def test_longer_secret_containing_a_shorter_one_is_masked_whole() -> None:
 
 def test_repr_shows_no_secret() -> None:
     assert "hunter22" not in repr(Redactor(["hunter22"]))
+
+
+def test_redact_masks_a_secret_as_a_url_or_a_json_string_carries_it() -> None:
+    secret = 'sec/+ &="ret'
+    redactor = Redactor([secret])
+    url = httpx.URL(f"http://h/p/{secret}", params={"k": secret})
+    body = httpx.Request("POST", "http://h/", json={"k": secret}).content.decode()
+
+    assert redactor.redact(str(url)) == f"http://h/p/{MASK}?k={MASK}"
+    assert redactor.redact(body) == f'{{"k":"{MASK}"}}'
+
+
+def test_masked_logs_mask_records_of_httpx_while_the_block_runs(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="httpx")
+    redactor = Redactor(["log-secret"])
+
+    with masked_logs(redactor):
+        logging.getLogger("httpx").info("GET %s", "http://h/?key=log-secret")
+    logging.getLogger("httpx").info("after %s", "log-secret")
+
+    assert [record.getMessage() for record in caplog.records] == [
+        f"GET http://h/?key={MASK}",
+        "after log-secret",
+    ]
