@@ -177,3 +177,29 @@ def test_dry_run_of_invalid_input_exits_2_and_prints_no_command(
     assert "undefined_name" in err
     assert "curl" not in out
     assert server.token_requests == 0 and server.api_requests == 0
+
+
+def test_dry_run_prints_only_the_requests_picked_by_tag(
+    server: FixtureServer, tmp_path: Path
+) -> None:
+    suite = _files(
+        tmp_path,
+        server,
+        """\
+        - name: picked
+          url: picked
+          tags: [smoke]
+        - name: left out
+          url: left-out
+        """,
+    )
+    out, err = io.StringIO(), io.StringIO()
+    args = ["run", "--dry-run", "--tag", "smoke", "--no-color", str(suite)]
+    status = main(args, stdout=out, stderr=err)
+
+    assert status == 0, err.getvalue()
+    commands = _commands(out.getvalue())
+    assert len(commands) == 1
+    assert f"{server.api_url}/picked" in commands[0]
+    assert "left out" not in out.getvalue()
+    assert server.token_requests == server.api_requests == 0
