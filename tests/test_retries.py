@@ -10,6 +10,10 @@ from __future__ import annotations
 import email.utils
 import io
 import logging
+import os
+import signal
+import subprocess
+import sys
 import textwrap
 import threading
 import time
@@ -31,7 +35,7 @@ from runner.retrying import (
 )
 from runner.secrets import Redactor
 from runner.templates import Templates
-from tests.oauth_servers import Reply, free_port
+from tests.oauth_servers import Reply, free_port, wait_until
 from tests.scripted_server import ScriptedServer
 
 SECRET_ENV = "RUNNER_RETRY_TEST_TOKEN"
@@ -663,3 +667,34 @@ def test_connection_retry_refuses_until(server: ScriptedServer, tmp_path: Path) 
     assert status == 2, out + err
     assert "unknown field 'until'" in err
     assert server.count("/x") == 0
+
+
+def test_run_interrupted_during_a_retry_wait_stops_at_once(
+    server: ScriptedServer, tmp_path: Path
+) -> None:
+    server.default("/down", Reply.json(503, {}))
+    suite = _files(
+        tmp_path,
+        server.url,
+        """\
+          - url: down
+            retry: {times: 3, delay: 20000}
+        """,
+    )
+    command = [sys.executable, "-m", "runner", "run", "--no-color", str(suite)]
+    env = {**os.environ, SECRET_ENV: SECRET}
+    with subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as process:
+        try:
+            assert wait_until(lambda: server.count("/down") == 1, timeout=10)
+            started = time.monotonic()
+            process.send_signal(signal.SIGINT)
+            out, err = process.communicate(timeout=10)
+        finally:
+            process.kill()
+
+    assert process.returncode == 130, out + err
+    assert time.monotonic() - started < 5
+    assert server.count("/down") == 1
+    assert "Traceback" not in out + err
