@@ -14,12 +14,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr
 
 __all__ = [
     "CONNECTION_TYPES",
+    "DEFAULT_RETRY_DELAY_MS",
+    "DEFAULT_RETRY_ON",
+    "DEFAULT_RETRY_TIMES",
+    "MAX_MILLISECONDS",
+    "MAX_RETRY_TIMES",
     "AuthMethod",
     "Connection",
     "ConnectionMethod",
@@ -27,6 +32,8 @@ __all__ = [
     "HttpConnection",
     "HttpMethod",
     "OAuth2Connection",
+    "Retry",
+    "StatusCode",
     "connection_type_of",
 ]
 
@@ -39,6 +46,57 @@ AuthMethod = Literal["client_secret_basic", "client_secret_post", "client_secret
 # Longer than any real request should take, short enough to catch a typo
 # such as a timeout written in milliseconds.
 MAX_TIMEOUT_SECONDS = 3600.0
+# Likewise for delays in milliseconds: a delay in seconds written as
+# milliseconds is caught, no sensible suite is limited.
+MAX_MILLISECONDS = 3_600_000
+
+# A retry's defaults: the statuses that mean "try again later" (too many
+# requests, and a gateway or service that is briefly unavailable; 500 is
+# left out, as it is more often a bug than a passing state), and a second
+# between sends, a polite pace for a server under load.
+DEFAULT_RETRY_TIMES = 3
+DEFAULT_RETRY_DELAY_MS = 1000
+DEFAULT_RETRY_ON = (429, 502, 503, 504)
+MAX_RETRY_TIMES = 100
+
+StatusCode = Annotated[int, Field(ge=100, le=599)]
+
+
+class Retry(BaseModel):
+    """When a request is sent again: no response, or a status in `on`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    times: int = Field(
+        default=DEFAULT_RETRY_TIMES,
+        ge=1,
+        le=MAX_RETRY_TIMES,
+        description=(
+            "How many times at most to send the request again after the first "
+            f"send (default {DEFAULT_RETRY_TIMES})."
+        ),
+        examples=[3],
+    )
+    delay: float = Field(
+        default=DEFAULT_RETRY_DELAY_MS,
+        ge=0,
+        le=MAX_MILLISECONDS,
+        description=(
+            "Milliseconds to wait before each send again (default "
+            f"{DEFAULT_RETRY_DELAY_MS}); a response's `Retry-After` replaces "
+            "it, up to 60 s."
+        ),
+        examples=[500],
+    )
+    on: list[StatusCode] = Field(
+        default_factory=lambda: list(DEFAULT_RETRY_ON),
+        description=(
+            "Statuses that send the request again (default "
+            f"{', '.join(str(code) for code in DEFAULT_RETRY_ON)}); a request "
+            "that got no response is always sent again."
+        ),
+        examples=[[429, 503]],
+    )
 
 
 class HttpConnection(BaseModel):
@@ -94,6 +152,15 @@ class HttpConnection(BaseModel):
             "(default 30)."
         ),
         examples=[10],
+    )
+    retry: Retry | None = Field(
+        default=None,
+        description=(
+            "Extension. When to send a request of the connection again (no "
+            "response, a status in `on`); a request's own `retry` replaces it. "
+            "The token endpoint has retries of its own."
+        ),
+        examples=[{"times": 3, "delay": 500, "on": [429, 503]}],
     )
 
 

@@ -31,12 +31,14 @@ from runner.connections import (
     CONNECTION_TYPES,
     Connection,
     OAuth2Connection,
+    Retry,
     connection_type_of,
 )
 from runner.errors import InputError, InputErrors, Location, TemplateError
 from runner.expectations import CompiledExpect
+from runner.retrying import RetryPlan
 from runner.secrets import Redactor
-from runner.suites import Expect, Request, Suite
+from runner.suites import Expect, Request, RequestRetry, Suite
 from runner.templates import Expression, Templates, is_template
 from runner.validation import build_model, did_you_mean, schema_errors
 from runner.yamlsource import Document, DocumentPath, read_document, read_text
@@ -89,6 +91,8 @@ class LoadedRequest:
         expect: Its expectations, compiled.
         captures: Its capture expressions, compiled, by name.
         uses: Names captured by earlier requests that its templates use.
+        retry: When to send it again: its own ``retry``, else its
+            connection's; None sends it once.
     """
 
     index: int
@@ -98,6 +102,7 @@ class LoadedRequest:
     expect: CompiledExpect
     captures: Mapping[str, Expression]
     uses: frozenset[str]
+    retry: RetryPlan | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -465,6 +470,7 @@ class _Loader:
             expect=CompiledExpect.build(Expect(), self.templates, None),
             captures={},
             uses=frozenset(),
+            retry=None if model.retry is None else RetryPlan.build(model.retry),
         )
         return LoadedSuite(
             path=path,
@@ -766,6 +772,8 @@ class _SuiteLoader:
             if expression is not None:
                 captures[name] = expression
 
+        retry = self.retry_plan(request, connection, checker)
+
         at = (*base, "expect", "schema")
         schema, schema_valid = self.expect_schema(request.expect, at)
         expect = self.compiled_expect(request.expect, schema, schema_valid, checker)
@@ -780,7 +788,39 @@ class _SuiteLoader:
             expect=expect,
             captures=captures,
             uses=frozenset(checker.uses),
+            retry=retry,
         )
+
+    def retry_plan(
+        self,
+        request: Request,
+        connection: LoadedConnection | None,
+        checker: _NameCheck,
+    ) -> RetryPlan | None:
+        """The request's own `retry`, else its connection's, compiled.
+
+        ``retry: null`` on the request turns its connection's off. An
+        ``until`` compiles here and its names are checked like ``that``'s.
+        """
+        retry: Retry | None
+        if "retry" in request.model_fields_set:
+            retry = request.retry
+        else:
+            retry = connection.model.retry if connection is not None else None
+        if retry is None:
+            return None
+        if not isinstance(retry, RequestRetry) or retry.until is None:
+            return RetryPlan.build(retry)
+
+        at = (*checker.path, "retry")
+        if "on" in retry.model_fields_set:
+            message = (
+                "`on` does not apply with `until`: every response that leaves "
+                "`until` false is sent again"
+            )
+            self.errors.append(InputError(message, self.locate(*at, "on", key=True)))
+        until = checker.expression(retry.until, (*at, "until"))
+        return None if until is None else RetryPlan.build(retry, until)
 
     def compiled_expect(
         self,

@@ -154,6 +154,8 @@ class Reporter:
             parts.append(str(outcome.status))
         if outcome.elapsed_ms is not None:
             parts.append(f"{outcome.elapsed_ms:.0f} ms")
+        if outcome.attempts > 1:
+            parts.append(f"{outcome.attempts} attempts")
         lines = ["  ".join(parts)]
         lines += [f"       {reason}" for reason in outcome.reasons]
         text = self._redactor.redact("\n".join(lines) + "\n")

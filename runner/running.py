@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from runner.connections import OAuth2Connection
-from runner.errors import InputError, RunnerError, TemplateError
+from runner.errors import InputError, TemplateError
 from runner.expectations import ResponseView, evaluate_captures
 from runner.loading import (
     LoadedRequest,
@@ -52,6 +52,7 @@ from runner.output import (
     use_color,
 )
 from runner.progress import LiveCount, use_progress
+from runner.retrying import send_with_retries
 from runner.secrets import Redactor, masked_logs
 from runner.selection import Selected, Shard, select
 from runner.sending import ConnectionSession, join_url
@@ -409,7 +410,7 @@ class _SuiteRunner:
         except TemplateError as error:
             return outcome(State.ERROR, f"could not render: {error.message}"), {}
 
-        try:
+        def send() -> ResponseView:
             sent = session.send(
                 method=model.method,
                 url=url,
@@ -419,17 +420,25 @@ class _SuiteRunner:
                 timeout=model.timeout,
                 follow_redirects=model.follow_redirects,
             )
-        except RunnerError as error:
-            return outcome(State.ERROR, str(error)), {}
+            return ResponseView(
+                status=sent.status,
+                headers=sent.headers,
+                text=sent.text,
+                elapsed_ms=sent.elapsed_ms,
+            )
 
-        response = ResponseView(
-            status=sent.status,
-            headers=sent.headers,
-            text=sent.text,
-            elapsed_ms=sent.elapsed_ms,
-        )
-        timing = {"status": sent.status, "elapsed_ms": sent.elapsed_ms}
-        reasons = request.expect.judge(response, names)
+        tried = send_with_retries(send, request.retry, names=names, stop=self._stop)
+        response = tried.response
+        if response is None:
+            reasons = tried.reasons()
+            return outcome(State.ERROR, *reasons, attempts=tried.attempts), {}
+
+        timing = {
+            "status": response.status,
+            "elapsed_ms": response.elapsed_ms,
+            "attempts": tried.attempts,
+        }
+        reasons = tried.reasons(request.expect.judge(response, names))
         if reasons:
             return outcome(State.FAILED, *reasons, **timing), {}
         try:

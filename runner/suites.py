@@ -8,21 +8,24 @@ are sent, since captures only exist then).
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from runner.connections import MAX_TIMEOUT_SECONDS, HttpMethod
+from runner.connections import (
+    MAX_MILLISECONDS,
+    MAX_TIMEOUT_SECONDS,
+    HttpMethod,
+    Retry,
+    StatusCode,
+)
 
-__all__ = ["Expect", "Request", "Suite"]
+__all__ = ["Expect", "Request", "RequestRetry", "Suite"]
 
-# Bounds that catch typos (a delay in seconds written as milliseconds, a
-# repeat count with a zero too many) without limiting any sensible suite.
+# Bounds that catch typos (a repeat count with a zero too many) without
+# limiting any sensible suite; MAX_MILLISECONDS does the same for delays.
 MAX_REPEAT = 10_000
-MAX_MILLISECONDS = 3_600_000
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
-
-StatusCode = Annotated[int, Field(ge=100, le=599)]
 
 
 class Expect(BaseModel):
@@ -74,6 +77,21 @@ class Expect(BaseModel):
         default_factory=list,
         description=("jinja2 expressions over `response` that must all be true."),
         examples=[["response.json.amount == 10"]],
+    )
+
+
+class RequestRetry(Retry):
+    """A request's `retry`: a connection's, and polling with `until`."""
+
+    until: str | None = Field(
+        default=None,
+        min_length=1,
+        description=(
+            "Poll: a jinja2 expression over `response`; the request is sent "
+            "again, up to `times`, every `delay`, until it is true (`on` does "
+            "not apply then)."
+        ),
+        examples=["response.json.state == 'ready'"],
     )
 
 
@@ -168,6 +186,15 @@ class Request(BaseModel):
         default=False,
         description=("Follow redirects; credentials never go to another origin."),
         examples=[True],
+    )
+    retry: RequestRetry | None = Field(
+        default=None,
+        description=(
+            "When to send the request again: no response, a status in `on`, "
+            "or until `until` is true. Replaces the connection's `retry`; "
+            "`null` turns that off for this request."
+        ),
+        examples=[{"times": 5, "delay": 200, "until": "response.json.ready"}],
     )
 
 

@@ -34,8 +34,6 @@ import threading
 import time
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import unquote
 
@@ -48,6 +46,7 @@ from runner.client_auth import (
 )
 from runner.connections import OAuth2Connection
 from runner.errors import TokenError
+from runner.retry_after import parse_retry_after
 from runner.secrets import Redactor
 from runner.tls import shared_ssl_context
 from runner.trace import Tracer
@@ -75,7 +74,6 @@ MAX_LIFETIME_SECONDS = 10 * 365.25 * 24 * 3600.0
 _MAX_DESCRIPTION_CHARS = 200
 _MAX_SHOWN_CHARS = 60
 _DECIMAL = re.compile(r"-?[0-9]+(\.[0-9]+)?")
-_DELAY_SECONDS = re.compile(r"[0-9]{1,10}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 # RFC 6749 section 5.2: error codes are %x20-21 / %x23-5B / %x5D-7E.
 _NOT_ERROR_CODE = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]")
@@ -368,7 +366,7 @@ class TokenManager:
         self._trace(response, body)
 
         if status == 429 or status >= 500:
-            retry_after = _retry_after(response.headers.get("Retry-After"))
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
             raise _Retryable(f"the token endpoint answered {status}", retry_after)
         if body is None:
             raise self._error(
@@ -666,20 +664,3 @@ def _kind(exc: httpx.TransportError) -> str:
     """The class of a network error, in words (its text may quote the URL)."""
     words = re.sub(r"(?<!^)(?=[A-Z])", " ", type(exc).__name__).lower()
     return words
-
-
-def _retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (RFC 9110 section 10.2.3)."""
-    if value is None:
-        return None
-    value = value.strip()
-    if _DELAY_SECONDS.fullmatch(value):
-        return float(value)
-    try:
-        date = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if date.tzinfo is None:
-        date = date.replace(tzinfo=UTC)
-    current = datetime.now(UTC).timestamp() if now is None else now
-    return max(0.0, date.timestamp() - current)

@@ -735,4 +735,6 @@ class SecretWatch:
         self._closables.append(server)
 
 
-_FIELDS = frozenset(OAuth2Connection.model_fields)
+# `retry` names both a connection field (API requests) and a `TokenManager`
+# option (token requests); given to `SecretWatch.manager`, it is the latter.
+_FIELDS = frozenset(OAuth2Connection.model_fields) - {"retry"}
