@@ -698,3 +698,26 @@ def test_run_interrupted_during_a_retry_wait_stops_at_once(
     assert time.monotonic() - started < 5
     assert server.count("/down") == 1
     assert "Traceback" not in out + err
+
+
+def test_run_verbose_shows_every_attempt(server: ScriptedServer, tmp_path: Path) -> None:
+    """Each send of a retried request has its own block in ``-v``."""
+    server.script("/flaky", Reply.json(503, {}), Reply.json(503, {}))
+    server.default("/flaky", Reply.json(200, {"ok": True}))
+    suite = _files(
+        tmp_path,
+        server.url,
+        """\
+          - name: flaky
+            url: flaky
+            retry: {times: 3, delay: 5, on: [503]}
+        """,
+    )
+
+    status, out, err = _run("-v", str(suite))
+
+    assert status == 0, out + err
+    assert server.count("/flaky") == 3
+    assert out.count("< 503") == 2, out
+    assert out.count("< 200") == 1, out
+    assert SECRET not in out + err
