@@ -87,6 +87,8 @@ class RunSummary:
     tokens_fetched: int
     seconds: float
     interrupted: bool = False
+    # Token requests sent, retries and refusals included (>= tokens_fetched).
+    token_requests: int = 0
     deselected: int = 0  # requests --tag left out, as written
 
 
@@ -187,9 +189,13 @@ class Reporter:
             shown.append(f"{summary.deselected} deselected")
         plural = "" if suites == 1 else "s"
         tokens = "1 token" if tokens_fetched == 1 else f"{tokens_fetched} tokens"
+        tokens += " fetched"
+        if summary.token_requests > tokens_fetched:
+            # Say so when retries or refusals cost more requests than tokens.
+            tokens += f" in {summary.token_requests} token requests"
         line = (
             f"{suites} suite{plural}, {totals.requests} requests: "
-            f"{', '.join(shown)}; {tokens} fetched; {seconds:.2f} s"
+            f"{', '.join(shown)}; {tokens}; {seconds:.2f} s"
         )
         code = "32" if totals.all_passed else "31"
         self.message(self._paint(line, code))

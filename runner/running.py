@@ -252,6 +252,7 @@ def _execute(
         suites=len(suites),
         totals=totals,
         tokens_fetched=sum(session.tokens_fetched for session in sessions.values()),
+        token_requests=sum(session.token_requests for session in sessions.values()),
         seconds=time.perf_counter() - started,
         interrupted=interrupted,
         deselected=deselected,

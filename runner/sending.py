@@ -115,6 +115,12 @@ class ConnectionSession:
 
     @property
     def tokens_fetched(self) -> int:
+        """Tokens the token endpoint issued to this connection."""
+        return self.tokens.tokens_issued if self.tokens is not None else 0
+
+    @property
+    def token_requests(self) -> int:
+        """Token requests sent, retries and refused ones included."""
         return self.tokens.fetches if self.tokens is not None else 0
 
     def send(

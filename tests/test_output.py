@@ -69,6 +69,21 @@ def test_summary_counts_states_tokens_and_time() -> None:
     assert not totals.all_passed
 
 
+def test_summary_names_token_requests_when_they_outnumber_tokens() -> None:
+    """Four refused attempts are not four tokens: the summary tells them apart."""
+    reporter, stream = _reporter()
+    totals = RunTotals()
+    totals.add(State.ERROR)
+    summary = RunSummary(
+        suites=1, totals=totals, tokens_fetched=0, token_requests=4, seconds=2.0
+    )
+    reporter.finished(summary)
+    assert stream.getvalue().splitlines()[-1] == (
+        "1 suite, 1 requests: 0 passed, 0 failed, 1 could not be sent; "
+        "0 tokens fetched in 4 token requests; 2.00 s"
+    )
+
+
 def test_color_is_used_only_on_a_terminal_without_no_color() -> None:
     class Terminal(io.StringIO):
         def isatty(self) -> bool:
