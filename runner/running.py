@@ -8,7 +8,8 @@ The order of a run:
    uses it, so each connection fetches one token for the whole run.
 3. Run the suites on a pool of ``--concurrency`` worker threads; requests of
    a suite run in order in one worker.
-4. Print the summary, close every client, return the exit status.
+4. Print the summary, close every client, write the report files
+   (``--junit``, ``--report``), return the exit status.
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
+from runner.annotations import GitHubAnnotations, annotations_wanted
 from runner.connections import OAuth2Connection
 from runner.errors import InputError, RunnerError, TemplateError
 from runner.expectations import ResponseView, evaluate_captures
@@ -42,10 +45,15 @@ from runner.output import (
     State,
     use_color,
 )
+from runner.reportfiles import check_output_path
 from runner.secrets import Redactor
 from runner.sending import ConnectionSession, join_url
 from runner.templates import Templates
 from runner.tokens import check_token_url
+
+if TYPE_CHECKING:
+    from runner.junit import JUnitReport
+    from runner.report import JsonReport
 
 __all__ = ["DEFAULT_CONCURRENCY", "RunOptions", "execute", "run_command"]
 
@@ -67,6 +75,8 @@ class RunOptions:
         concurrency: Suites in flight at once.
         color: True or False, or None to decide from the stream and
             ``NO_COLOR``.
+        junit: Where to write the JUnit XML report, if anywhere.
+        report: Where to write the JSON report, if anywhere.
     """
 
     paths: Sequence[Path]
@@ -74,6 +84,8 @@ class RunOptions:
     variables: Mapping[str, str] = field(default_factory=dict, repr=False)
     concurrency: int = DEFAULT_CONCURRENCY
     color: bool | None = None
+    junit: Path | None = None
+    report: Path | None = None
 
 
 def run_command(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
@@ -91,6 +103,8 @@ def run_command(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
         variables=variables,
         concurrency=args.concurrency,
         color=False if args.no_color else None,
+        junit=args.junit,
+        report=args.report,
     )
     return execute(options, out=out, err=err)
 
@@ -98,6 +112,17 @@ def run_command(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
 def execute(options: RunOptions, *, out: TextIO, err: TextIO) -> int:
     """Load, then run every suite under ``options.paths``; returns the exit status."""
     started = time.perf_counter()
+    started_at = datetime.now(UTC)
+    unwritable = [
+        problem
+        for option, path in (("--junit", options.junit), ("--report", options.report))
+        if path is not None and (problem := check_output_path(option, path))
+    ]
+    if unwritable:
+        for problem in unwritable:
+            err.write(f"{problem}; nothing was sent\n")
+        return EXIT_INVALID
+
     redactor = Redactor()
     templates = Templates(options.env, redactor)
     loaded = load_paths(
@@ -134,6 +159,22 @@ def execute(options: RunOptions, *, out: TextIO, err: TextIO) -> int:
         color = use_color(out, no_color=False, environ=options.env)
     reporter = Reporter(out, redactor, color=color)
     listeners: list[RunListener] = [reporter]
+    if annotations_wanted(options.env):
+        listeners.append(GitHubAnnotations(reporter.message, redactor))
+    # The report files' modules are imported only when asked for: every run
+    # pays for what it imports (benchmarks/bench_run.py), most want neither.
+    files: list[JUnitReport | JsonReport] = []
+    if options.junit is not None:
+        from runner.junit import JUnitReport
+
+        files.append(JUnitReport(options.junit, redactor, loaded.suites))
+    if options.report is not None:
+        from runner.report import JsonReport
+
+        files.append(
+            JsonReport(options.report, redactor, loaded.suites, started=started_at)
+        )
+    listeners += files
     for connection in loaded.connections.values():
         if not connection.model.verify_ssl:
             reporter.message(
@@ -180,8 +221,15 @@ def execute(options: RunOptions, *, out: TextIO, err: TextIO) -> int:
     )
     for listener in listeners:
         listener.finished(summary)
+    unwritten = [sink.problem for sink in files if sink.problem is not None]
+    for problem in unwritten:
+        err.write(redactor.redact(problem) + "\n")
     if interrupted:
         return EXIT_INTERRUPTED
+    if unwritten:
+        # The requests may all have passed, but a CI job that reads the
+        # report would find none: not a success.
+        return EXIT_FAILED
     return EXIT_OK if totals.all_passed else EXIT_FAILED
 
 
