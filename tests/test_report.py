@@ -6,6 +6,7 @@ schema's drift is checked with the others in test_schema_drift.py.
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterator
 from datetime import datetime
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
+from runner.cli import main
 from runner.report import FORMAT_VERSION, Report
 from tests.mixed_runs import ALPHA_CASES, BETA_CASES, line_of, mixed_run
 from tests.oauth_servers import FixtureServer
@@ -128,3 +130,23 @@ def test_report_masks_env_values_and_holds_no_secret(
     _, data = report_of_a_mixed_run
 
     assert data.count(b"trace=***") == 3
+
+
+def test_schema_check_fails_after_a_report_model_change() -> None:
+    """The drift test of test_schema_drift.py covers the report's schema too."""
+    field = Report.model_fields["tokens_fetched"]
+    original = field.description
+    field.description = "Changed by a test."
+    Report.model_rebuild(force=True)
+    try:
+        out = io.StringIO()
+        status = main(["schema", "--check", "--output", str(SCHEMA.parent)], stdout=out)
+    finally:
+        field.description = original
+        Report.model_rebuild(force=True)
+
+    assert status == 1
+    assert out.getvalue() == (
+        f"{SCHEMA.parent / 'report.schema.json'}: differs from the models; "
+        "run `runner schema`\n"
+    )
