@@ -64,17 +64,19 @@ def test_annotations_in_github_actions_point_at_each_failed_requests_line(
     run.assert_no_secret_in()
 
 
-def test_annotations_follow_the_request_line_they_annotate(
+def test_annotations_are_whole_lines_among_the_request_lines(
     server: FixtureServer, in_tmp: Path
 ) -> None:
+    """Workers write at once; an annotation never splits another line."""
     run = mixed_run(server, in_tmp, github=True)
 
     lines = run.out.splitlines()
-    for index, line in enumerate(lines):
-        if line.startswith("::error"):
-            # The request's own line, then its reasons, then the annotation.
-            mark = next(text for text in reversed(lines[:index]) if text[:4].strip())
-            assert mark.startswith(("FAIL", "ERR"))
+    marks = [line for line in lines if line[:4] in ("PASS", "FAIL", "ERR ", "SKIP")]
+    reasons = [line for line in lines if line.startswith("       ")]
+    annotations = _annotations(run.out)
+    assert len(marks) == 8 and len(reasons) == 4 and len(annotations) == 3
+    assert len(marks) + len(reasons) + len(annotations) + 1 == len(lines)
+    assert all(line.count("::") == 2 for line in annotations)
 
 
 def test_no_annotations_outside_github_actions(
