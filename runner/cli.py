@@ -73,6 +73,12 @@ def _build_parser() -> argparse.ArgumentParser:
         "--var", action="append", default=[], metavar="NAME=VALUE", dest="variables"
     )
     run.add_argument("--concurrency", type=_positive_int, default=4, metavar="N")
+    run.add_argument(
+        "--junit", type=Path, default=None, metavar="FILE", help="write JUnit XML"
+    )
+    run.add_argument(
+        "--report", type=Path, default=None, metavar="FILE", help="write a JSON report"
+    )
     run.add_argument("--no-color", action="store_true")
     run.add_argument(
         "--tag",

@@ -12,7 +12,8 @@ The order of a run:
 4. Run the suites on a pool of ``--concurrency`` worker threads; requests of
    a suite run in order in one worker. An interrupt or ``--fail-fast`` sets
    the run's `RunStop`: nothing more is sent, the rest is reported skipped.
-5. Print the summary, close every client, return the exit status.
+5. Print the summary, close every client, write the report files
+   (``--junit``, ``--report``), return the exit status.
 
 With ``--dry-run`` the run stops after step 2 and prints each request as a
 curl command (`runner.dryrun`); with ``-v`` every send is traced
@@ -28,9 +29,11 @@ import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
+from runner.annotations import GitHubAnnotations, annotations_wanted
 from runner.connections import OAuth2Connection
 from runner.errors import InputError, TemplateError
 from runner.expectations import ResponseView, evaluate_captures
@@ -52,6 +55,7 @@ from runner.output import (
     use_color,
 )
 from runner.progress import LiveCount, use_progress
+from runner.reportfiles import check_output_path
 from runner.retrying import send_with_retries
 from runner.secrets import Redactor, masked_logs
 from runner.selection import Selected, Shard, select
@@ -61,6 +65,10 @@ from runner.templates import Templates
 from runner.tokens import check_token_url
 from runner.trace import Tracer
 from runner.validation import did_you_mean
+
+if TYPE_CHECKING:
+    from runner.junit import JUnitReport
+    from runner.report import JsonReport
 
 __all__ = ["DEFAULT_CONCURRENCY", "RunOptions", "execute", "run_command"]
 
@@ -91,6 +99,8 @@ class RunOptions:
         verbosity: 1 traces every request and response (``-v``), 2 the
             token requests too (``-vv``); 0 neither.
         dry_run: Print each request as a curl command and send nothing.
+        junit: Where to write the JUnit XML report, if anywhere.
+        report: Where to write the JSON report, if anywhere.
     """
 
     paths: Sequence[Path]
@@ -104,6 +114,8 @@ class RunOptions:
     progress: bool | None = None
     verbosity: int = 0
     dry_run: bool = False
+    junit: Path | None = None
+    report: Path | None = None
 
 
 def run_command(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
@@ -126,12 +138,24 @@ def run_command(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
         shard=args.shard,
         verbosity=args.verbose,
         dry_run=args.dry_run,
+        junit=args.junit,
+        report=args.report,
     )
     return execute(options, out=out, err=err)
 
 
 def execute(options: RunOptions, *, out: TextIO, err: TextIO) -> int:
     """Load, then run every suite under ``options.paths``; returns the exit status."""
+    unwritable = [
+        problem
+        for option, path in (("--junit", options.junit), ("--report", options.report))
+        if path is not None and (problem := check_output_path(option, path))
+    ]
+    if unwritable:
+        for problem in unwritable:
+            err.write(f"{problem}; nothing was sent\n")
+        return EXIT_INVALID
+
     redactor = Redactor()
     # The logs of the run and its dependencies are a sink like the others.
     with masked_logs(redactor):
@@ -142,6 +166,7 @@ def _execute(
     options: RunOptions, redactor: Redactor, *, out: TextIO, err: TextIO
 ) -> int:
     started = time.perf_counter()
+    started_at = datetime.now(UTC)
     templates = Templates(options.env, redactor)
     loaded = load_paths(
         options.paths,
@@ -191,8 +216,9 @@ def _execute(
         return dry_run(suites, templates, redactor, out=out, err=err)
 
     stop = RunStop()
-    sinks = _Sinks.build(options, out, redactor, stop, suites)
+    sinks = _Sinks.build(options, out, redactor, stop, suites, started_at=started_at)
     reporter, listeners, live = sinks.reporter, sinks.listeners, sinks.live
+    files = sinks.files
     if options.shard is not None:
         reporter.message(
             f"shard {options.shard}: {len(suites)} of {len(selection.suites)} "
@@ -259,8 +285,15 @@ def _execute(
     )
     for listener in listeners:
         listener.finished(summary)
+    unwritten = [sink.problem for sink in files if sink.problem is not None]
+    for problem in unwritten:
+        err.write(redactor.redact(problem) + "\n")
     if interrupted:
         return EXIT_INTERRUPTED
+    if unwritten:
+        # The requests may all have passed, but a CI job that reads the
+        # report would find none: not a success.
+        return EXIT_FAILED
     return EXIT_OK if totals.all_passed else EXIT_FAILED
 
 
@@ -271,6 +304,7 @@ class _Sinks:
     reporter: Reporter
     listeners: Sequence[RunListener]
     live: LiveCount | None  # the progress line, on a terminal
+    files: Sequence[JUnitReport | JsonReport]  # written when the run ends
 
     @classmethod
     def build(
@@ -280,6 +314,8 @@ class _Sinks:
         redactor: Redactor,
         stop: RunStop,
         suites: Sequence[Selected],
+        *,
+        started_at: datetime,
     ) -> _Sinks:
         color = options.color
         if color is None:
@@ -300,7 +336,25 @@ class _Sinks:
             listeners.append(FailFast(stop))
         reporter = Reporter(sink, redactor, color=color)
         listeners.append(reporter)
-        return cls(reporter, listeners, live)
+        if annotations_wanted(options.env):
+            listeners.append(GitHubAnnotations(reporter.message, redactor))
+
+        # The report files' modules are imported only when asked for: every
+        # run pays for what it imports (benchmarks/bench_run.py).
+        loaded = [item.suite for item in suites]
+        files: list[JUnitReport | JsonReport] = []
+        if options.junit is not None:
+            from runner.junit import JUnitReport
+
+            files.append(JUnitReport(options.junit, redactor, loaded))
+        if options.report is not None:
+            from runner.report import JsonReport
+
+            files.append(
+                JsonReport(options.report, redactor, loaded, started=started_at)
+            )
+        listeners += files
+        return cls(reporter, listeners, live, files)
 
 
 class _Broadcast:

@@ -1,4 +1,5 @@
-"""JSON Schemas of connection and suite files, exported from the models.
+"""JSON Schemas of connection and suite files and of the JSON report, exported
+from the models.
 
 The models are the one source: the committed files under ``schemas/`` are
 this export, the loader validates against it, and a test fails when they
@@ -14,12 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from runner.connections import CONNECTION_TYPES
+from runner.report import Report
 from runner.suites import Suite
 
 __all__ = [
     "SCHEMA_FILES",
     "connection_schema",
     "export_schemas",
+    "report_schema",
     "suite_schema",
 ]
 
@@ -134,8 +137,23 @@ def suite_schema() -> JsonSchema:
     }
 
 
+def report_schema() -> JsonSchema:
+    """The schema of the JSON report that ``runner run --report`` writes."""
+    # Unlike the input files, this describes what the runner writes.
+    schema: JsonSchema = Report.model_json_schema(
+        mode="serialization", ref_template="#/$defs/{model}"
+    )
+    return {
+        "$schema": DIALECT,
+        "$id": BASE_ID + "report.schema.json",
+        **schema,
+        "title": "runner report",
+    }
+
+
 SCHEMA_FILES = {
     "connection.schema.json": connection_schema,
+    "report.schema.json": report_schema,
     "suite.schema.json": suite_schema,
 }
 

@@ -347,10 +347,12 @@ def test_dry_run_leaks_nothing_and_sends_nothing(setup: Setup) -> None:
     setup.assert_nothing_leaked(written)
 
 
-def test_every_outcome_and_option_together_leak_nothing(setup: Setup) -> None:
-    """One run that passes, fails, is refused a token and resends, at -vv.
+def test_every_outcome_and_option_together_leak_nothing(
+    setup: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One run at -vv that passes, fails, is refused a token and resends.
 
-    Sinks that write files are added here by pointing them into
+    It also writes both report files and the GitHub annotations. Sinks that write files are added here by pointing them into
     ``setup.outputs`` (for instance ``"--junit", str(setup.outputs / "j.xml")``);
     `Setup.run` searches every file there.
     """
@@ -361,9 +363,24 @@ def test_every_outcome_and_option_together_leak_nothing(setup: Setup) -> None:
             _request("refused", "unauthorized"),
         )
     )
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
 
-    written = setup.run("-vv", "--concurrency", "2", str(suite))
+    written = setup.run(
+        "-vv",
+        "--concurrency",
+        "2",
+        "--junit",
+        str(setup.outputs / "junit.xml"),
+        "--report",
+        str(setup.outputs / "report.json"),
+        str(suite),
+    )
 
     assert written.status == 1
     assert setup.api.requests == 4
+    assert {path.name for path in setup.outputs.iterdir()} == {
+        "junit.xml",
+        "report.json",
+    }
+    assert b"::error file=" in written.sinks["stdout"]
     setup.assert_nothing_leaked(written)

@@ -700,7 +700,9 @@ def test_run_interrupted_during_a_retry_wait_stops_at_once(
     assert "Traceback" not in out + err
 
 
-def test_run_verbose_shows_every_attempt(server: ScriptedServer, tmp_path: Path) -> None:
+def test_run_verbose_shows_every_attempt(
+    server: ScriptedServer, tmp_path: Path
+) -> None:
     """Each send of a retried request has its own block in ``-v``."""
     server.script("/flaky", Reply.json(503, {}), Reply.json(503, {}))
     server.default("/flaky", Reply.json(200, {"ok": True}))
