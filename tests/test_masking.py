@@ -352,8 +352,8 @@ def test_every_outcome_and_option_together_leak_nothing(
 ) -> None:
     """One run at -vv that passes, fails, is refused a token and resends.
 
-    It also writes both report files and the GitHub annotations. Sinks that write files are added here by pointing them into
-    ``setup.outputs`` (for instance ``"--junit", str(setup.outputs / "j.xml")``);
+    It also writes both report files and the GitHub annotations. A new sink
+    that writes a file is added by pointing it into ``setup.outputs``;
     `Setup.run` searches every file there.
     """
     suite = setup.suite(
