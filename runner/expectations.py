@@ -15,7 +15,7 @@ from __future__ import annotations
 import itertools
 import json as jsonlib
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
@@ -51,6 +51,16 @@ _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _WHITESPACE = re.compile(r"\s+")
 # States of a response body's JSON before and after parsing.
 _UNPARSED: Final = object()
+
+# Masks the secrets in a text before it is cut to be shown in a reason.
+_Mask = Callable[[str], str]
+
+
+def _unmasked(text: str) -> str:
+    """For texts that hold no run-time value (a schema file's own errors)."""
+    return text
+
+
 _NOT_JSON: Final = object()
 
 
@@ -168,6 +178,7 @@ class CompiledExpect:
         "_body_contains",
         "_headers",
         "_json",
+        "_mask",
         "_max_ms",
         "_status",
         "_templated",
@@ -190,6 +201,7 @@ class CompiledExpect:
         that: Sequence[Expression] = (),
     ) -> None:
         self._templates = templates
+        self._mask = templates.redactor.redact
         self._status = status
         self._headers = dict(headers or {})
         self._json = json
@@ -264,6 +276,7 @@ class CompiledExpect:
         """
         names = names or {}
         reasons: list[str] = []
+        mask = self._mask
 
         expected = self._rendered_expectations(names, reasons)
         if expected is None:
@@ -272,10 +285,10 @@ class CompiledExpect:
 
         for reason in (
             self._judge_status(response),
-            _judge_headers(headers, response),
-            None if json is _UNPARSED else _judge_json(json, response),
+            _judge_headers(headers, response, mask),
+            None if json is _UNPARSED else _judge_json(json, response, mask),
             self._judge_schema(response),
-            _judge_body(body_contains, response),
+            _judge_body(body_contains, response, mask),
             self._judge_time(response),
         ):
             if reason is not None:
@@ -303,6 +316,7 @@ class CompiledExpect:
         return headers, tuple(str(text) for text in body_contains), json
 
     def _judge_status(self, response: ResponseView) -> str | None:
+        mask = self._mask
         status = response.status
         if self._status is None:
             if 200 <= status <= 299:
@@ -317,14 +331,15 @@ class CompiledExpect:
 
         reason = f"status: expected {wanted}, got {status}"
         if response.text.strip():
-            reason += f" ({_body_excerpt(response)})"
+            reason += f" ({_body_excerpt(response, mask)})"
         return reason
 
     def _judge_schema(self, response: ResponseView) -> str | None:
+        mask = self._mask
         if self._validator is None:
             return None
         if not response.is_json:
-            return f"schema: {_not_json(response)}"
+            return f"schema: {_not_json(response, mask)}"
 
         try:
             errors = list(
@@ -333,12 +348,12 @@ class CompiledExpect:
                 )
             )
         except Unresolvable as exc:
-            return f"schema: cannot resolve a reference: {_shorten(str(exc))}"
+            return f"schema: cannot resolve a reference: {_shorten(str(exc), mask)}"
         if not errors:
             return None
 
         error = schema_errors.best_match(errors)
-        reason = f"schema: at {error.json_path} {_shorten(error.message)}"
+        reason = f"schema: at {error.json_path} {_shorten(error.message, mask)}"
         if len(errors) > 1:
             more = len(errors) - 1
             plus = "+" if len(errors) == MAX_SCHEMA_ERRORS else ""
@@ -356,6 +371,7 @@ class CompiledExpect:
     ) -> list[str]:
         if not self._that:
             return []
+        mask = self._mask
         scope = {**names, "response": response}
         reasons = []
         for expression in self._that:
@@ -366,7 +382,7 @@ class CompiledExpect:
                 reasons.append(f"that: {expression.source}: {exc.message}")
                 continue
             reason = f"that: {expression.source} is false"
-            reasons.append(reason + _compared_values(expression, scope))
+            reasons.append(reason + _compared_values(expression, scope, mask))
         return reasons
 
 
@@ -404,7 +420,8 @@ def _schema_validator(schema: dict[str, Any]) -> Any:
     try:
         validator_class.check_schema(schema)
     except schema_errors.SchemaError as exc:
-        message = f"invalid JSON Schema: at {exc.json_path} {_shorten(exc.message)}"
+        problem = _shorten(exc.message, _unmasked)
+        message = f"invalid JSON Schema: at {exc.json_path} {problem}"
         raise InputError(message) from None
     return validator_class(schema, format_checker=validator_class.FORMAT_CHECKER)
 
@@ -420,28 +437,32 @@ def _has_template(value: Any) -> bool:
     return False
 
 
-def _judge_headers(expected: Mapping[str, str], response: ResponseView) -> str | None:
+def _judge_headers(
+    expected: Mapping[str, str], response: ResponseView, mask: _Mask
+) -> str | None:
     problems = []
     for name, value in expected.items():
         actual = response.headers.get(name)
         if actual == value:
             continue
         if actual is None:
-            problems.append(f"{name} expected {_show(value)}, got no such header")
+            shown = _show(value, mask)
+            problems.append(f"{name} expected {shown}, got no such header")
         elif name.lower() in SENSITIVE_HEADERS:
             problems.append(f"{name} does not have the expected value (not shown)")
         else:
-            problems.append(f"{name} expected {_show(value)}, got {_show(actual)}")
+            got = _show(actual, mask)
+            problems.append(f"{name} expected {_show(value, mask)}, got {got}")
     return "headers: " + "; ".join(problems) if problems else None
 
 
-def _judge_json(expected: Any, response: ResponseView) -> str | None:
+def _judge_json(expected: Any, response: ResponseView, mask: _Mask) -> str | None:
     if not response.is_json:
-        return f"json: {_not_json(response)}"
+        return f"json: {_not_json(response, mask)}"
 
     differences = list(
         itertools.islice(
-            _differences(expected, response.json, "$"), MAX_DIFFERENCES + 1
+            _differences(expected, response.json, "$", mask), MAX_DIFFERENCES + 1
         )
     )
     if not differences:
@@ -452,16 +473,18 @@ def _judge_json(expected: Any, response: ResponseView) -> str | None:
     return reason
 
 
-def _judge_body(expected: Sequence[str], response: ResponseView) -> str | None:
+def _judge_body(
+    expected: Sequence[str], response: ResponseView, mask: _Mask
+) -> str | None:
     missing = [text for text in expected if text not in response.text]
     if not missing:
         return None
-    shown = ", ".join(_show(text) for text in missing)
-    got = _body_excerpt(response) if response.text.strip() else "an empty body"
+    shown = ", ".join(_show(text, mask) for text in missing)
+    got = _body_excerpt(response, mask) if response.text.strip() else "an empty body"
     return f"body_contains: expected the body to contain {shown} ({got})"
 
 
-def _differences(expected: Any, actual: Any, path: str) -> Iterator[str]:
+def _differences(expected: Any, actual: Any, path: str, mask: _Mask) -> Iterator[str]:
     """Where `actual` does not contain `expected`, as ``at PATH expected X, got Y``.
 
     Mappings may have more keys than expected; lists must have the same
@@ -470,24 +493,24 @@ def _differences(expected: Any, actual: Any, path: str) -> Iterator[str]:
     """
     if isinstance(expected, dict):
         if not isinstance(actual, dict):
-            yield f"at {path} expected an object, got {_show(actual)}"
+            yield f"at {path} expected an object, got {_show(actual, mask)}"
             return
         for key, value in expected.items():
             where = _member_path(path, key)
             if key not in actual:
-                yield f"at {where} expected {_show(value)}, got no such member"
+                yield f"at {where} expected {_show(value, mask)}, got no such member"
             else:
-                yield from _differences(value, actual[key], where)
+                yield from _differences(value, actual[key], where, mask)
     elif isinstance(expected, list):
         if not isinstance(actual, list):
-            yield f"at {path} expected an array, got {_show(actual)}"
+            yield f"at {path} expected an array, got {_show(actual, mask)}"
             return
         if len(expected) != len(actual):
             yield f"at {path} expected {len(expected)} items, got {len(actual)}"
         for index, (value, item) in enumerate(zip(expected, actual, strict=False)):
-            yield from _differences(value, item, f"{path}[{index}]")
+            yield from _differences(value, item, f"{path}[{index}]", mask)
     elif not _same_scalar(expected, actual):
-        yield f"at {path} expected {_show(expected)}, got {_show(actual)}"
+        yield f"at {path} expected {_show(expected, mask)}, got {_show(actual, mask)}"
 
 
 def _same_scalar(expected: Any, actual: Any) -> bool:
@@ -504,40 +527,45 @@ def _member_path(path: str, key: Any) -> str:
     return f"{path}[{jsonlib.dumps(str(key), ensure_ascii=False)}]"
 
 
-def _compared_values(expression: Expression, scope: Mapping[str, Any]) -> str:
+def _compared_values(
+    expression: Expression, scope: Mapping[str, Any], mask: _Mask
+) -> str:
     """`` (left: 12, right: 10)`` for a failing comparison, else ``""``."""
     comparison = expression.comparison()
     if comparison is None:
         return ""
     _, left, right = comparison
     try:
-        shown = f"{_show(left.evaluate(scope))}, right: {_show(right.evaluate(scope))}"
+        left_shown = _show(left.evaluate(scope), mask)
+        shown = f"{left_shown}, right: {_show(right.evaluate(scope), mask)}"
     except TemplateError:
         return ""
     return f" (left: {shown})"
 
 
-def _not_json(response: ResponseView) -> str:
+def _not_json(response: ResponseView, mask: _Mask) -> str:
     if not response.text.strip():
         return "expected a JSON body, got an empty body"
     kind = response.content_type or "a body with no content type"
-    return f"expected a JSON body, got {kind} ({_body_excerpt(response)})"
+    return f"expected a JSON body, got {kind} ({_body_excerpt(response, mask)})"
 
 
-def _body_excerpt(response: ResponseView) -> str:
-    return "body: " + _shorten(_WHITESPACE.sub(" ", response.text.strip()))
+def _body_excerpt(response: ResponseView, mask: _Mask) -> str:
+    return "body: " + _shorten(_WHITESPACE.sub(" ", response.text.strip()), mask)
 
 
-def _show(value: Any) -> str:
-    """`value` as JSON, cut to `MAX_SHOWN` characters."""
+def _show(value: Any, mask: _Mask) -> str:
+    """`value` as JSON, masked, then cut to `MAX_SHOWN` characters."""
     try:
         text = jsonlib.dumps(value, ensure_ascii=False, default=str)
     except (TypeError, ValueError, RecursionError):
         text = repr(value)
-    return _shorten(text)
+    return _shorten(text, mask)
 
 
-def _shorten(text: str) -> str:
+def _shorten(text: str, mask: _Mask) -> str:
+    """`text` masked, then cut: a cut first could leave half a secret unmasked."""
+    text = mask(text)
     if len(text) <= MAX_SHOWN:
         return text
     return text[: MAX_SHOWN - 3] + "..."

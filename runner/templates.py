@@ -321,6 +321,11 @@ class Templates:
     def __repr__(self) -> str:
         return f"<Templates: {len(self._cache)} compiled>"
 
+    @property
+    def redactor(self) -> Redactor:
+        """The run's redactor, which every value read from ``env`` joins."""
+        return self._redactor
+
     def names_in(self, value: Any) -> frozenset[str]:
         """The names every template inside `value` reads (dict keys included).
 

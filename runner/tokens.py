@@ -363,7 +363,10 @@ class TokenManager:
         document = None if body is None else _json_object(body)
         if document is not None:
             self._learn_secrets(document)
-        self._trace(response, body)
+            self._trace(response, body)
+        else:
+            # Its tokens, if any, are unknown to the redactor: not shown.
+            self._trace(response, body, withheld="not a JSON object")
 
         if status == 429 or status >= 500:
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
@@ -398,10 +401,18 @@ class TokenManager:
         )
         return _Token(value, renew_at)
 
-    def _trace(self, response: httpx.Response, body: bytes | None) -> None:
+    def _trace(
+        self,
+        response: httpx.Response,
+        body: bytes | None,
+        *,
+        withheld: str | None = None,
+    ) -> None:
         # Called only once the tokens of the body are known to the redactor.
         if self._tracer is not None:
-            self._tracer.exchange(response, title=self._trace_title, body=body)
+            self._tracer.exchange(
+                response, title=self._trace_title, body=body, withheld=withheld
+            )
 
     def _learn_secrets(self, document: Mapping[str, Any]) -> None:
         # Registered before anything else reads the response, so that no

@@ -36,7 +36,15 @@ BODY_LIMIT = 2048
 # 2.3.1 and 6, RFC 7523): masked by name, so that even a secret too short
 # for the redactor to mask by value stays hidden.
 _SECRET_FORM_FIELDS = frozenset(
-    {"client_secret", "client_assertion", "password", "refresh_token", "assertion"}
+    {
+        "access_token",
+        "assertion",
+        "client_assertion",
+        "client_secret",
+        "id_token",
+        "password",
+        "refresh_token",
+    }
 )
 
 _TEXT_TYPES = ("text/", "application/json", "application/xml", "+json", "+xml")
@@ -88,6 +96,7 @@ class Tracer:
         *,
         title: str,
         body: bytes | None = None,
+        withheld: str | None = None,
     ) -> None:
         """Write the block of one send and its response.
 
@@ -97,6 +106,9 @@ class Tracer:
             body: The response body when it was read by the caller (a
                 streamed response), or None to take ``response.content``;
                 a streamed body the caller left unread shows as such.
+            withheld: Why the body is not shown, if it is not (a token
+                response that did not parse, whose secrets the redactor
+                could not learn).
         """
         request = response.request
         lines = [self._title(request, title), *self._request_lines(request)]
@@ -105,12 +117,14 @@ class Tracer:
         timing = "" if elapsed is None else f" ({elapsed:.0f} ms)"
         lines.append(f"< {response.status_code} {response.reason_phrase}{timing}")
         lines += _header_lines("<", response.headers.multi_items())
-        if body is None and not response.is_stream_consumed:
+        if withheld is not None:
+            lines += ["<", f"< [body not shown: {withheld}]"]
+        elif body is None and not response.is_stream_consumed:
             lines += ["<", "< [body not read]"]
         else:
             content = response.content if body is None else body
             content_type = response.headers.get("content-type", "")
-            lines += _body_lines("<", content, content_type)
+            lines += _body_lines("<", content, content_type, self._redactor)
         self._emit(lines)
 
     def failure(self, request: httpx.Request, reason: str, *, title: str) -> None:
@@ -137,7 +151,8 @@ class Tracer:
             content = request.content
         except httpx.RequestNotRead:
             return [*lines, ">", "> [streamed body, not shown]"]
-        lines += _body_lines(">", content, request.headers.get("content-type", ""))
+        content_type = request.headers.get("content-type", "")
+        lines += _body_lines(">", content, content_type, self._redactor)
         return lines
 
     def _emit(self, lines: list[str]) -> None:
@@ -159,8 +174,14 @@ def _header_lines(prefix: str, headers: Iterable[tuple[str, str]]) -> list[str]:
     return lines
 
 
-def _body_lines(prefix: str, content: bytes, content_type: str) -> list[str]:
-    """The lines of a body: a blank line, then the text, or its size if binary."""
+def _body_lines(
+    prefix: str, content: bytes, content_type: str, redactor: Redactor
+) -> list[str]:
+    """The lines of a body: a blank line, then the text, or its size if binary.
+
+    The text is masked before it is cut: a cut through a secret would leave
+    a part of it that no longer matches, unmasked.
+    """
     if not content:
         return []
     text = _text_of(content, content_type)
@@ -168,6 +189,7 @@ def _body_lines(prefix: str, content: bytes, content_type: str) -> list[str]:
         return [prefix, f"{prefix} [binary body, {len(content)} bytes]"]
     if content_type.split(";")[0].strip().lower() == _FORM_TYPE:
         text = _masked_form(text)
+    text = redactor.redact(text)
 
     note = []
     if len(text) > BODY_LIMIT:
