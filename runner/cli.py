@@ -1,4 +1,4 @@
-"""The command line: ``runner run|check|schema|demo``.
+"""The command line: ``runner run|check|schema|demo|docs``.
 
 `main` takes its arguments and streams as parameters and returns the exit
 status, so tests call it directly. Each command's module is imported only
@@ -128,6 +128,10 @@ def _build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="run examples/ against a local demo API")
     demo.add_argument("--examples", type=Path, default=None)
     demo.add_argument("--no-color", action="store_true")
+
+    docs = commands.add_parser("docs", help="write the connection types' reference")
+    docs.add_argument("--check", action="store_true", help="fail if it differs")
+    docs.add_argument("--output", type=Path, default=Path("docs/connections.md"))
     return parser
 
 
@@ -146,6 +150,18 @@ def _schema_command(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+def _docs_command(args: argparse.Namespace, out: TextIO) -> int:
+    from runner.reference import export_reference
+
+    differs = export_reference(args.output, check=args.check)
+    if args.check:
+        if differs:
+            out.write(f"{args.output}: differs from the models; run `runner docs`\n")
+        return EXIT_FAILED if differs else EXIT_OK
+    out.write(f"wrote {args.output}\n" if differs else "reference is up to date\n")
+    return EXIT_OK
+
+
 def main(
     argv: Sequence[str] | None = None,
     *,
@@ -159,6 +175,8 @@ def main(
     try:
         if args.command == "schema":
             return _schema_command(args, out)
+        if args.command == "docs":
+            return _docs_command(args, out)
         if args.command == "check":
             from runner.checking import check_command
 

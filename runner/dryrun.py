@@ -22,9 +22,14 @@ import json
 import shlex
 from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from runner.connections import HttpConnection, OAuth2Connection
+from runner.connections import (
+    Credential,
+    HttpConnection,
+    OAuth2Connection,
+    StaticConnection,
+)
 from runner.errors import TemplateError
 from runner.loading import LoadedRequest
 from runner.secrets import MASK, SENSITIVE_HEADERS, Redactor
@@ -102,6 +107,12 @@ def curl_command(
     query = _query(render(model.params))
     if query:
         url += ("&" if "?" in url else "?") + query
+    # The key in the query, as StaticAuth adds it: unless the URL has its own.
+    credential = _static_credential(connection, url)
+    if credential is not None and credential.place == "query":
+        in_url = {key for key, _ in parse_qsl(urlsplit(url).query, True)}
+        if credential.name not in in_url:
+            url += ("&" if "?" in url else "?") + f"{credential.name}={MASK}"
     body = render(model.body)
 
     # The first line says what is sent where; then an option to a line.
@@ -206,16 +217,29 @@ def _headers(
     for name, value in request_headers.items():
         merged[name.lower()] = (name, str(value))
 
-    # As runner.tokens.BearerAuth decides: the token goes to the connection's
-    # origin only, and never over an Authorization of the request's own.
+    # A request's own Authorization is masked whatever it holds.
+    own_authorization = "authorization" in merged
+    if own_authorization:
+        merged["authorization"] = (merged["authorization"][0], MASK)
+
+    # As runner.tokens.BearerAuth and runner.static_auth.StaticAuth decide:
+    # the credential goes to the connection's origin only, and never over a
+    # header of the request's own (whose value is then masked as well, as it
+    # stands where a secret goes).
+    credential = _static_credential(connection, url)
+    if credential is not None and credential.place == "header":
+        key = credential.name.lower()
+        if key in merged:
+            merged[key] = (merged[key][0], MASK)
+        else:
+            merged[key] = (credential.name, credential.shown)
+    same_origin = _origin(url) == _origin(str(connection.url))
     if (
         isinstance(connection, OAuth2Connection)
-        and "authorization" not in merged
-        and _origin(url) == _origin(str(connection.url))
+        and same_origin
+        and not own_authorization
     ):
         merged["authorization"] = ("Authorization", f"Bearer {MASK}")
-    elif "authorization" in merged:
-        merged["authorization"] = (merged["authorization"][0], MASK)
 
     shown = {}
     for key, (name, value) in merged.items():
@@ -224,6 +248,15 @@ def _headers(
     if json_body is not None and "content-type" not in merged:
         shown["Content-Type"] = "application/json"
     return shown
+
+
+def _static_credential(connection: HttpConnection, url: str) -> Credential | None:
+    """The static credential that goes with a request to `url`, if any."""
+    if not isinstance(connection, StaticConnection):
+        return None
+    if _origin(url) != _origin(str(connection.url)):
+        return None
+    return connection.credential()
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:

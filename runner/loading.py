@@ -29,6 +29,9 @@ from typing import Any
 
 from runner.connections import (
     CONNECTION_TYPES,
+    ApiKeyConnection,
+    BasicConnection,
+    BearerConnection,
     Connection,
     OAuth2Connection,
     Retry,
@@ -40,7 +43,12 @@ from runner.retrying import RetryPlan
 from runner.secrets import Redactor
 from runner.suites import Expect, Request, RequestRetry, Suite
 from runner.templates import Expression, Templates, is_template
-from runner.validation import build_model, did_you_mean, schema_errors
+from runner.validation import (
+    SECRET_FIELDS,
+    build_model,
+    did_you_mean,
+    schema_errors,
+)
 from runner.yamlsource import Document, DocumentPath, read_document, read_text
 
 __all__ = [
@@ -391,9 +399,11 @@ class _Loader:
         validated: bool = False,
     ) -> LoadedConnection | None:
         """Render, validate and build one connection (a file or inline)."""
-        secret = data.get("client_secret")
-        if isinstance(secret, str) and not is_template(secret):
-            self.redactor.add(secret)
+        # Registered before anything can fail, so that no message shows them.
+        for secret_field in SECRET_FIELDS:
+            secret = data.get(secret_field)
+            if isinstance(secret, str) and not is_template(secret):
+                self.redactor.add(secret)
 
         errors: list[InputError] = []
         rendered = self.render(document, data, base, names, errors)
@@ -407,8 +417,7 @@ class _Loader:
         if model is None:
             self.errors.extend(errors)
             return None
-        if isinstance(model, OAuth2Connection):
-            self.redactor.add(model.client_secret.get_secret_value())
+        _register_secrets(model, self.redactor)
         location = document.locate(base)
         return LoadedConnection(key=key, name=name, model=model, location=location)
 
@@ -1012,6 +1021,19 @@ def _files_under(folder: Path) -> list[Path]:
 def _display(referrer: str, value: str) -> str:
     """How to name a file that `referrer` refers to as `value`."""
     return os.path.normpath(os.path.join(os.path.dirname(referrer), value))
+
+
+def _register_secrets(model: Connection, redactor: Redactor) -> None:
+    """Mask a connection's secrets, in the forms they travel in, from now on."""
+    if isinstance(model, OAuth2Connection):
+        redactor.add(model.client_secret.get_secret_value())
+    elif isinstance(model, BasicConnection):
+        password = model.password.get_secret_value()
+        redactor.add_basic_credential(model.username, password)
+    elif isinstance(model, BearerConnection):
+        redactor.add(model.token.get_secret_value())
+    elif isinstance(model, ApiKeyConnection):
+        redactor.add(model.value.get_secret_value())
 
 
 def _key(path: Path) -> str:

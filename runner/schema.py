@@ -56,6 +56,8 @@ def _connection_defs() -> tuple[JsonSchema, list[JsonSchema]]:
         schema["x-type-id"] = entry.type_id
         schema["x-module"] = entry.module
         schema["x-category"] = entry.category
+        # Ours, not the catalogue's: such a type has no type ID or module.
+        schema["x-extension"] = entry.extension
         def_name = f"{name}_connection"
         defs[def_name] = schema
         rules.append(

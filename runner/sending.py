@@ -20,9 +20,10 @@ from typing import Any
 
 import httpx
 
-from runner.connections import HttpConnection, OAuth2Connection
+from runner.connections import HttpConnection, OAuth2Connection, StaticConnection
 from runner.errors import SendError
 from runner.secrets import Redactor
+from runner.static_auth import StaticAuth
 from runner.tls import shared_ssl_context
 from runner.tokens import BearerAuth, TokenManager
 from runner.trace import Tracer
@@ -61,6 +62,9 @@ class Sent:
 class ConnectionSession:
     """The client (and, for OAuth2, the token manager) of one connection.
 
+    OAuth2 connections authenticate with `BearerAuth`; ``basic``, ``bearer``
+    and ``api_key`` connections with `StaticAuth`.
+
     Args:
         connection: The connection, templates rendered.
         redactor: The run's redactor (the token manager registers tokens).
@@ -94,7 +98,11 @@ class ConnectionSession:
             )
             auth = BearerAuth(self.tokens, self.base_url)
         # Hooks see every send, the resend after a 401 and redirect hops too.
-        hooks = tracer.event_hooks(name) if tracer is not None else None
+        hooks = tracer.event_hooks(name) if tracer is not None else {}
+        if isinstance(connection, StaticConnection):
+            static = StaticAuth(connection.credential(), self.base_url)
+            hooks["request"] = [static.drop_off_origin, *hooks.get("request", [])]
+            auth = static
 
         limits = httpx.Limits(
             max_connections=max(pool_size, 1), max_keepalive_connections=pool_size
@@ -107,7 +115,7 @@ class ConnectionSession:
             follow_redirects=False,
             limits=limits,
             transport=transport,
-            event_hooks=hooks,
+            event_hooks=hooks or None,
         )
 
     def __repr__(self) -> str:

@@ -46,6 +46,7 @@ from runner.client_auth import (
 )
 from runner.connections import OAuth2Connection
 from runner.errors import TokenError
+from runner.origins import origin as _origin
 from runner.retry_after import parse_retry_after
 from runner.secrets import Redactor
 from runner.tls import shared_ssl_context
@@ -591,15 +592,6 @@ class BearerAuth(httpx.Auth):
         message = "BearerAuth waits on a thread lock; use it with httpx.Client"
         raise NotImplementedError(message)
         yield request  # pragma: no cover
-
-
-def _origin(url: httpx.URL) -> tuple[str, str, int]:
-    """The origin of `url` as RFC 6454 compares it, default port filled in."""
-    scheme = url.scheme.lower()
-    port = url.port
-    if port is None:
-        port = 443 if scheme == "https" else 80
-    return scheme, url.raw_host.decode("ascii").lower(), port
 
 
 def _shown_url(url: httpx.URL, redactor: Redactor) -> str:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from runner.connections import CONNECTION_TYPES
+from runner.connections import CONNECTION_TYPES, secret_fields
 from runner.errors import InputError
 from runner.yamlsource import Document, DocumentPath
 
@@ -46,8 +46,10 @@ __all__ = [
 DocumentKind = Literal["connection", "suite"]
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
-# Fields whose value is never shown, whatever is wrong with it.
-SECRET_FIELDS = frozenset({"client_secret"})
+# Fields whose value is never shown, whatever is wrong with it: the secret
+# fields of every connection type. Matched by name anywhere in a file, so a
+# suite's ``vars.token`` is not shown either; hiding too much is the safe side.
+SECRET_FIELDS = secret_fields()
 
 _TYPE_NAMES = {
     "string": "a string",
@@ -344,10 +346,12 @@ def _unknown_fields(
         owner = _other_connection_type(key, this_type)
         if owner is not None:
             message = (
-                f"field {key!r} is not allowed on an {this_type} connection "
-                f"(it belongs to type {owner}"
+                f"field {key!r} is not allowed on {_article(this_type)} "
+                f"{this_type} connection (it belongs to type {owner}"
             )
-            message += ": add token_url)" if owner == "oauth2" else ")"
+            message += (
+                ": add token_url)" if owner == "oauth2" else f": set type: {owner})"
+            )
         else:
             message += did_you_mean(key, allowed)
         errors.append(InputError(message, context.locate((*path, key), key=True)))
@@ -366,9 +370,16 @@ def _other_connection_type(field: str, this_type: str | None) -> str | None:
     if this_type is None:
         return None
     for name, entry in CONNECTION_TYPES.items():
-        if name != this_type and field in entry.model.model_fields:
+        fields = entry.model.model_fields
+        written = {info.alias or key for key, info in fields.items()}
+        if name != this_type and field in written:
             return name
     return None
+
+
+def _article(word: str | None) -> str:
+    # "an http", "an oauth2", "an api_key", but "a basic", "a bearer".
+    return "an" if word and (word[0] in "aeiou" or word == "http") else "a"
 
 
 # ---------------------------------------------------------------- pydantic
@@ -385,6 +396,8 @@ def _pydantic_error(detail: Any, data: Any, context: _Context) -> InputError:
         what = f"invalid URL {shown}" if shown is not None else "invalid URL"
         message = f"{what}: {reason}"
     else:
+        # A validator's own message comes after pydantic's "Value error, ".
+        text = text.removeprefix("Value error, ")
         message = text[:1].lower() + text[1:]
         if shown is not None and kind not in ("missing", "extra_forbidden"):
             message += f", got {shown}"

@@ -222,7 +222,8 @@ class TestConnectionValidation:
         error = only_error(load(path))
 
         assert error.message == (
-            "expected one of 'http', 'oauth2', got 'oauth3' (did you mean 'oauth2'?)"
+            "expected one of 'http', 'oauth2', 'basic', 'bearer', 'api_key', "
+            "got 'oauth3' (did you mean 'oauth2'?)"
         )
         assert where(error) == (1, 7)
 
