@@ -215,23 +215,29 @@ class TokenCache:
         except OSError as error:
             self._warn(f"token cache: cannot open a lock ({_os_reason(error)})")
             return None
+
+        locked = False
         try:
             problem = _untrusted(os.fstat(fd))
-            if problem:
-                self._warn(f"token cache: a lock file {problem}; not using it")
+            if problem is None:
+                os.fchmod(fd, 0o600)  # the umask may have taken the owner's bits
+                locked = _wait_for_flock(fd, self._lock_timeout)
+        except OSError as error:  # flock on a file system that has none, say
+            problem = f"cannot be locked ({_os_reason(error)})"
+        finally:
+            if not locked:
                 os.close(fd)
-                return None
-            if _wait_for_flock(fd, self._lock_timeout):
-                return fd
-        except BaseException:
-            os.close(fd)
-            raise
-        os.close(fd)
-        self._warn(
-            f"token cache: another run held the lock for more than "
-            f"{self._lock_timeout:g} s; fetching a token without the cache"
-        )
-        return None
+
+        if problem is not None:
+            self._warn(f"token cache: a lock file {problem}; not using the cache")
+            return None
+        if not locked:
+            self._warn(
+                f"token cache: another run held the lock for more than "
+                f"{self._lock_timeout:g} s; fetching a token without the cache"
+            )
+            return None
+        return fd
 
 
 class CacheEntry:

@@ -149,12 +149,15 @@ def test_changed_client_secret_fetches_a_new_token_and_keeps_the_old_entry(
     _assert_no_secrets(rotated + back + new_secret, server)
 
 
+@pytest.mark.parametrize("umask", [0o000, 0o277])
 def test_cache_folder_is_0700_and_its_files_0600_whatever_the_umask(
-    server: FixtureServer, cache_dir: Path, tmp_path: Path
+    server: FixtureServer, cache_dir: Path, tmp_path: Path, umask: int
 ) -> None:
+    """Too open (0) or taking the owner's own bits (0o277): the modes are set."""
     suite = _suite(tmp_path, server)
+    cache_dir.mkdir()
 
-    previous = os.umask(0)
+    previous = os.umask(umask)
     try:
         status, out = _run(str(suite))
     finally:
