@@ -109,6 +109,11 @@ def _build_parser() -> argparse.ArgumentParser:
         help="show each request and response, masked (-vv: token requests too)",
     )
     run.add_argument(
+        "--token-cache",
+        action="store_true",
+        help="keep OAuth2 tokens on disk until shortly before they expire",
+    )
+    run.add_argument(
         "--dry-run",
         action="store_true",
         help="print each request as a curl command, masked; send nothing",

@@ -90,6 +90,7 @@ class RunSummary:
     # Token requests sent, retries and refusals included (>= tokens_fetched).
     token_requests: int = 0
     deselected: int = 0  # requests --tag left out, as written
+    tokens_from_cache: int = 0  # read from --token-cache instead of fetched
 
 
 class RunListener(Protocol):
@@ -193,6 +194,8 @@ class Reporter:
         if summary.token_requests > tokens_fetched:
             # Say so when retries or refusals cost more requests than tokens.
             tokens += f" in {summary.token_requests} token requests"
+        if summary.tokens_from_cache:
+            tokens += f", {summary.tokens_from_cache} from cache"
         line = (
             f"{suites} suite{plural}, {totals.requests} requests: "
             f"{', '.join(shown)}; {tokens}; {seconds:.2f} s"

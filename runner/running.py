@@ -69,6 +69,7 @@ from runner.validation import did_you_mean
 if TYPE_CHECKING:
     from runner.junit import JUnitReport
     from runner.report import JsonReport
+    from runner.token_cache import TokenCache
 
 __all__ = ["DEFAULT_CONCURRENCY", "RunOptions", "execute", "run_command"]
 
@@ -101,6 +102,8 @@ class RunOptions:
         dry_run: Print each request as a curl command and send nothing.
         junit: Where to write the JUnit XML report, if anywhere.
         report: Where to write the JSON report, if anywhere.
+        token_cache: Reuse OAuth2 tokens of earlier runs, and keep this
+            run's for later ones (`runner.token_cache`).
     """
 
     paths: Sequence[Path]
@@ -116,6 +119,7 @@ class RunOptions:
     dry_run: bool = False
     junit: Path | None = None
     report: Path | None = None
+    token_cache: bool = False
 
 
 def run_command(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
@@ -140,6 +144,7 @@ def run_command(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
         dry_run=args.dry_run,
         junit=args.junit,
         report=args.report,
+        token_cache=args.token_cache,
     )
     return execute(options, out=out, err=err)
 
@@ -235,6 +240,7 @@ def _execute(
     if options.verbosity > 0:
         # Through the reporter, whose lock keeps each block in one piece.
         tracer = Tracer(reporter.message, redactor, tokens=options.verbosity > 1)
+    token_cache = _open_token_cache(options, reporter) if options.token_cache else None
     sessions = {
         key: ConnectionSession(
             connection.model,
@@ -242,6 +248,7 @@ def _execute(
             name=connection.name,
             pool_size=options.concurrency,
             tracer=tracer,
+            token_cache=token_cache,
         )
         for key, connection in loaded.connections.items()
     }
@@ -282,6 +289,7 @@ def _execute(
         seconds=time.perf_counter() - started,
         interrupted=interrupted,
         deselected=deselected,
+        tokens_from_cache=sum(item.tokens_from_cache for item in sessions.values()),
     )
     for listener in listeners:
         listener.finished(summary)
@@ -295,6 +303,17 @@ def _execute(
         # report would find none: not a success.
         return EXIT_FAILED
     return EXIT_OK if totals.all_passed else EXIT_FAILED
+
+
+def _open_token_cache(options: RunOptions, reporter: Reporter) -> TokenCache | None:
+    """The token cache of ``--token-cache``, or None (with a warning) if unusable."""
+    # Imported here: a run without the cache does not pay for it.
+    from runner.token_cache import TokenCache
+
+    def warn(message: str) -> None:
+        reporter.message(f"warning: {message}")
+
+    return TokenCache.open(environ=options.env, warn=warn)
 
 
 @dataclass(frozen=True, slots=True)

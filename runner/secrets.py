@@ -40,6 +40,7 @@ MIN_SECRET_LENGTH = 4
 # request's full URL at INFO, query string and all.
 LOGGERS = (
     "runner.tokens",
+    "runner.token_cache",
     "runner.retrying",
     "httpx",
     "httpcore.connection",

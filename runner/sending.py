@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -27,6 +27,9 @@ from runner.static_auth import StaticAuth
 from runner.tls import shared_ssl_context
 from runner.tokens import BearerAuth, TokenManager
 from runner.trace import Tracer
+
+if TYPE_CHECKING:
+    from runner.token_cache import TokenCache
 
 __all__ = ["DEFAULT_TIMEOUT", "ConnectionSession", "Sent", "join_url"]
 
@@ -73,6 +76,7 @@ class ConnectionSession:
         transport: An httpx transport for the API (tests).
         tracer: Writes every send (``-v``) and, if it says so, every token
             request (``-vv``).
+        token_cache: Keeps the OAuth2 token between runs, if given.
     """
 
     def __init__(
@@ -84,6 +88,7 @@ class ConnectionSession:
         pool_size: int,
         transport: httpx.BaseTransport | None = None,
         tracer: Tracer | None = None,
+        token_cache: TokenCache | None = None,
     ) -> None:
         self.connection = connection
         self.base_url = str(connection.url)
@@ -94,7 +99,11 @@ class ConnectionSession:
         if isinstance(connection, OAuth2Connection):
             token_tracer = tracer if tracer is not None and tracer.tokens else None
             self.tokens = TokenManager(
-                connection, redactor, name=name, tracer=token_tracer
+                connection,
+                redactor,
+                name=name,
+                tracer=token_tracer,
+                cache=token_cache,
             )
             auth = BearerAuth(self.tokens, self.base_url)
         # Hooks see every send, the resend after a 401 and redirect hops too.
@@ -125,6 +134,11 @@ class ConnectionSession:
     def tokens_fetched(self) -> int:
         """Tokens the token endpoint issued to this connection."""
         return self.tokens.tokens_issued if self.tokens is not None else 0
+
+    @property
+    def tokens_from_cache(self) -> int:
+        """Tokens this connection read from the token cache."""
+        return self.tokens.tokens_from_cache if self.tokens is not None else 0
 
     @property
     def token_requests(self) -> int:

@@ -21,6 +21,12 @@ endpoint: the threads that waited on the failed fetch fail fast, and a
 client the provider refused is not sent to it once per request. Anything
 else that interrupts a fetch (``KeyboardInterrupt``, a bug) is not
 remembered, and no failure is ever cached as a token.
+
+Across runs: given a `runner.token_cache.TokenCache`, the manager looks
+there first whenever it would fetch (not after a 401), holding the
+identity's file lock while it looks and fetches, and stores each token of
+known lifetime it receives. A token read from the file is registered with
+the redactor at once, like a fetched one.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ import threading
 import time
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 import httpx
@@ -51,6 +57,10 @@ from runner.retry_after import parse_retry_after
 from runner.secrets import Redactor
 from runner.tls import shared_ssl_context
 from runner.trace import Tracer
+
+if TYPE_CHECKING:
+    # Only a run that asks for the cache imports it (start-up time).
+    from runner.token_cache import TokenCache
 
 __all__ = [
     "DEFAULT_MARGIN_SECONDS",
@@ -108,7 +118,10 @@ class RetryPolicy:
 @dataclass(frozen=True, slots=True)
 class _Token:
     value: str = field(repr=False)
-    renew_at: float  # on the manager's clock; infinite when the lifetime is unknown
+    # On the manager's clock; both infinite when the lifetime is unknown.
+    renew_at: float
+    expires_at: float = math.inf
+    lifetime: float | None = None
 
 
 class _Retryable(Exception):
@@ -136,6 +149,7 @@ class TokenManager:
             more than half the token's lifetime.
         retry: When failed token requests are sent again.
         tracer: Writes each token request and its response (``-vv``).
+        cache: Keeps tokens between runs (``--token-cache``); none by default.
 
     Raises:
         TokenError: ``token_url`` is refused (see `check_token_url`).
@@ -153,8 +167,10 @@ class TokenManager:
         margin: float = DEFAULT_MARGIN_SECONDS,
         retry: RetryPolicy | None = None,
         tracer: Tracer | None = None,
+        cache: TokenCache | None = None,
     ) -> None:
         self.name = name
+        self._cache = cache
         self._tracer = tracer
         self._trace_title = f"connection {name!r}: token request"
         self._connection = connection
@@ -207,6 +223,7 @@ class TokenManager:
         self._proof_lock = threading.Lock()
         self._fetches = 0
         self._issued = 0
+        self._from_cache = 0
 
     def __repr__(self) -> str:
         state = "failed" if self._failure else "token" if self._token else "no token"
@@ -230,6 +247,11 @@ class TokenManager:
     def tokens_issued(self) -> int:
         """Tokens received and accepted so far."""
         return self._issued
+
+    @property
+    def tokens_from_cache(self) -> int:
+        """Tokens read from the token cache instead of fetched."""
+        return self._from_cache
 
     @property
     def failure(self) -> TokenError | None:
@@ -270,7 +292,7 @@ class TokenManager:
             self._raise_failure()
             current = self._token
             if current is None or self._clock() >= current.renew_at:
-                return self._fetch(renewal=False)
+                return self._fetch(renewal=False, rejected=rejected)
             # Renewed by another thread already, or renewing does not help.
             if current.value != rejected or rejected == self._unproven:
                 return current.value
@@ -294,10 +316,14 @@ class TokenManager:
             # A new exception each time: threads must not share one traceback.
             raise TokenError(failure.message, connection=self.name) from None
 
-    def _fetch(self, *, renewal: bool) -> str:
-        """Fetch a token; the caller holds the lock."""
+    def _fetch(self, *, renewal: bool, rejected: str | None = None) -> str:
+        """Fetch a token (or read it from the cache); the caller holds the lock."""
         try:
-            token = self._fetch_with_retries()
+            cache = self._cache
+            if cache is None:
+                token = self._fetch_with_retries()
+            else:
+                token = self._fetch_through_cache(cache, renewal, rejected)
         except TokenError as error:
             self._token = None
             self._failure = error
@@ -310,6 +336,46 @@ class TokenManager:
         with self._proof_lock:
             self._unproven = token.value if renewal else None
         return token.value
+
+    def _fetch_through_cache(
+        self, cache: TokenCache, renewal: bool, rejected: str | None
+    ) -> _Token:
+        """The cached token, or a fetched one stored for the next runs.
+
+        The identity's file lock is held across both, so that runs started
+        together share one fetch. After a 401 (`renewal`) the cache is not
+        read: its token is the one refused, and the fetched one replaces it.
+        """
+        with cache.entry(self._connection) as entry:
+            if entry is None:  # the lock was not had in time
+                return self._fetch_with_retries()
+
+            cached = None if renewal else entry.read(self._margin, rejected=rejected)
+            if cached is not None:
+                self._redactor.add(cached.value)
+                self._from_cache += 1
+                log.info(
+                    "connection %s: token read from the cache, %.0f s left",
+                    self.name,
+                    cached.remaining,
+                )
+                now = self._clock()
+                margin = min(self._margin, cached.lifetime / 2)
+                return _Token(
+                    cached.value,
+                    renew_at=now + cached.remaining - margin,
+                    expires_at=now + cached.remaining,
+                    lifetime=cached.lifetime,
+                )
+
+            token = self._fetch_with_retries()
+            if token.lifetime is None:
+                # Only a known lifetime says when to stop reusing a token.
+                entry.clear()
+            else:
+                remaining = token.expires_at - self._clock()
+                entry.write(token.value, remaining=remaining, lifetime=token.lifetime)
+            return token
 
     def _fetch_with_retries(self) -> _Token:
         policy = self._retry
@@ -390,9 +456,10 @@ class TokenManager:
             raise self._error(_not_json_message(status, response))
 
         value, lifetime = self._read_token(document)
-        renew_at = math.inf
+        renew_at = expires_at = math.inf
         if lifetime is not None:
-            renew_at = sent_at + lifetime - min(self._margin, lifetime / 2)
+            expires_at = sent_at + lifetime
+            renew_at = expires_at - min(self._margin, lifetime / 2)
         self._issued += 1
         log.info(
             "connection %s: token fetched in %.0f ms, %s",
@@ -400,7 +467,7 @@ class TokenManager:
             (self._clock() - sent_at) * 1000,
             "lifetime unknown" if lifetime is None else f"lifetime {lifetime:g} s",
         )
-        return _Token(value, renew_at)
+        return _Token(value, renew_at, expires_at, lifetime)
 
     def _trace(
         self,
