@@ -24,6 +24,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+import httpx
+
 from runner.connections import (
     Credential,
     HttpConnection,
@@ -32,6 +34,7 @@ from runner.connections import (
 )
 from runner.errors import TemplateError
 from runner.loading import LoadedRequest
+from runner.origins import origin
 from runner.secrets import MASK, SENSITIVE_HEADERS, Redactor
 from runner.selection import Selected
 from runner.sending import DEFAULT_TIMEOUT, join_url
@@ -70,7 +73,9 @@ def dry_run(
             where = request.location.prefix()
             heading = f"# {suite.name} > {_label(request)}  ({where})"
             try:
-                command = curl_command(request, suite.variables, templates)
+                command = curl_command(
+                    request, suite.variables, templates, redactor=redactor
+                )
             except TemplateError as error:
                 failed += 1
                 reason = f"could not render: {error.message}"
@@ -87,11 +92,16 @@ def dry_run(
 
 
 def curl_command(
-    request: LoadedRequest, variables: Mapping[str, Any], templates: Templates
+    request: LoadedRequest,
+    variables: Mapping[str, Any],
+    templates: Templates,
+    *,
+    redactor: Redactor,
 ) -> str:
     """The curl command that sends `request`, with comments above it if needed.
 
-    Secrets are not masked here: the caller masks what it writes.
+    Each word is masked before it is shell-quoted: quoting rewrites a ``'``
+    inside a secret as ``'"'"'``, which no masked form would match after.
 
     Raises:
         TemplateError: A template failed to render.
@@ -145,7 +155,7 @@ def curl_command(
         comments.append(f"# sent {model.repeat} times")
     if model.delay:
         comments.append(f"# after a delay of {model.delay:g} ms")
-    return "\n".join([*comments, _join(groups)])
+    return "\n".join([*comments, _join(groups, redactor)])
 
 
 def _label(request: LoadedRequest) -> str:
@@ -233,7 +243,7 @@ def _headers(
             merged[key] = (merged[key][0], MASK)
         else:
             merged[key] = (credential.name, credential.shown)
-    same_origin = _origin(url) == _origin(str(connection.url))
+    same_origin = _same_origin(url, connection)
     if (
         isinstance(connection, OAuth2Connection)
         and same_origin
@@ -254,24 +264,23 @@ def _static_credential(connection: HttpConnection, url: str) -> Credential | Non
     """The static credential that goes with a request to `url`, if any."""
     if not isinstance(connection, StaticConnection):
         return None
-    if _origin(url) != _origin(str(connection.url)):
+    if not _same_origin(url, connection):
         return None
     return connection.credential()
 
 
-def _origin(url: str) -> tuple[str, str, int | None]:
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
+def _same_origin(url: str, connection: HttpConnection) -> bool:
+    """Whether `url` is on the connection's origin, as the run decides it."""
     try:
-        port = parts.port
-    except ValueError:
-        port = None
-    if port is None:
-        port = 443 if scheme == "https" else 80
-    return scheme, (parts.hostname or "").lower(), port
+        return origin(httpx.URL(url)) == origin(httpx.URL(str(connection.url)))
+    except httpx.InvalidURL:  # a URL still holding a template, for one
+        return False
 
 
-def _join(groups: list[list[str]]) -> str:
-    """The command on several lines, each group of words shell-quoted."""
-    lines = [" ".join(shlex.quote(word) for word in group) for group in groups]
+def _join(groups: list[list[str]], redactor: Redactor) -> str:
+    """The command on several lines, each group of words masked and quoted."""
+    lines = [
+        " ".join(shlex.quote(redactor.redact(word)) for word in group)
+        for group in groups
+    ]
     return " \\\n  ".join(lines)
