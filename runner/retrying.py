@@ -23,6 +23,7 @@ once: the token manager has retried already, with its own policy.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -135,6 +136,8 @@ class Tried:
         unmet: ``until`` was still false at the end: a failure of its own.
         note: Why the sends ended before one settled the request (retries
             used up, the run stopping); shown only when the request fails.
+        stopped: The run stopped while the loop waited to send again: the
+            last response did not settle the request, so it is not judged.
     """
 
     response: ResponseView | None
@@ -142,6 +145,7 @@ class Tried:
     attempts: int = 1
     unmet: str | None = None
     note: str | None = None
+    stopped: bool = False
 
     def reasons(self, judged: Sequence[str] = ()) -> list[str]:
         """The reasons the request fails, given what `expect` said of it.
@@ -219,7 +223,8 @@ def send_with_retries(
         )
         if stop.wait(wait):
             note = f"stopped retrying after {_count(attempts)}: the run is stopping"
-            return _ended(plan, response, error, attempts, why, note)
+            ended = _ended(plan, response, error, attempts, why, note)
+            return dataclasses.replace(ended, stopped=True)
         waited += wait
 
 

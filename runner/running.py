@@ -502,6 +502,13 @@ class _SuiteRunner:
             )
 
         tried = send_with_retries(send, request.retry, names=names, stop=self._stop)
+        if tried.stopped:
+            # Cut short by --fail-fast or an interrupt, not judged: a failure
+            # here would be one the request never had.
+            why = self._stop.reason.removeprefix("not sent: ")
+            plural = "s" if tried.attempts != 1 else ""
+            reason = f"retries cut short: {why}; {tried.attempts} attempt{plural} sent"
+            return outcome(State.SKIPPED, reason, attempts=tried.attempts), {}
         response = tried.response
         if response is None:
             reasons = tried.reasons()

@@ -723,3 +723,39 @@ def test_run_verbose_shows_every_attempt(
     assert out.count("< 503") == 2, out
     assert out.count("< 200") == 1, out
     assert SECRET not in out + err
+
+
+def test_run_fail_fast_during_a_retry_wait_skips_the_request_not_fails_it(
+    server: ScriptedServer, tmp_path: Path
+) -> None:
+    """The other suite's failure stops the wait; the 503 is not judged."""
+    server.default("/busy", Reply.json(503, {}))
+    server.script("/broken", Reply(500, b"", {}, delay=0.3))
+    busy = _files(
+        tmp_path,
+        server.url,
+        """\
+          - name: busy
+            url: busy
+            retry: {times: 5, delay: 5000, on: [503]}
+        """,
+    )
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(
+        "name: broken\nconnection: connection.yaml\nrequests:\n  - url: broken\n",
+        encoding="utf-8",
+    )
+
+    started = time.monotonic()
+    status, out, err = _run("--fail-fast", "--concurrency", "2", str(busy), str(broken))
+
+    assert status == 1, out + err
+    assert time.monotonic() - started < 4
+    assert server.count("/busy") == 1
+    busy_line = next(line for line in out.splitlines() if "retries > busy" in line)
+    assert busy_line.startswith("SKIP"), out
+    assert (
+        "retries cut short: --fail-fast after a failure in broken > GET broken; "
+        "1 attempt sent"
+    ) in out
+    assert out.count("FAIL") == 1, out
