@@ -43,8 +43,10 @@ class Entry:
 
     @property
     def seconds(self) -> float:
-        """How long the send took; 0 when nothing was sent."""
-        return (self.outcome.elapsed_ms or 0.0) / 1000
+        """How long the send took (all its attempts); 0 when nothing was sent."""
+        outcome = self.outcome
+        spent = outcome.spent_ms if outcome.spent_ms is not None else outcome.elapsed_ms
+        return (spent or 0.0) / 1000
 
 
 @dataclass(frozen=True, slots=True)

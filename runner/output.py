@@ -58,6 +58,8 @@ class Outcome:
     reasons: tuple[str, ...] = ()
     location: Location | None = None
     attempts: int = 1  # sends it took, retries and polling included
+    # With more than one attempt: all of them and the waits between, in ms.
+    spent_ms: float | None = None
 
 
 @dataclass(slots=True)

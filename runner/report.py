@@ -74,6 +74,13 @@ class RequestReport(BaseModel):
         ge=0, description="Time to the whole response; null if none came."
     )
     attempts: int = Field(ge=1, description="Sends behind this outcome (retries).")
+    spent_ms: float | None = Field(
+        ge=0,
+        description=(
+            "With more than one attempt: all of them and the waits between; "
+            "null for a single send."
+        ),
+    )
     send: int = Field(ge=1, description="Which send of a repeated request, from 1.")
     reasons: list[str] = Field(description="Why it failed, erred or was skipped.")
     file: str = Field(description="The suite file, relative to the current folder.")
@@ -139,6 +146,7 @@ def _request(entry: Entry, mask: Redactor) -> RequestReport:
         status=outcome.status,
         elapsed_ms=round(elapsed, 3) if elapsed is not None else None,
         attempts=outcome.attempts,
+        spent_ms=None if outcome.spent_ms is None else round(outcome.spent_ms, 3),
         send=entry.send,
         reasons=[mask.redact(reason) for reason in outcome.reasons],
         file=mask.redact(relative_path(location.file)) if location else "",

@@ -501,23 +501,27 @@ class _SuiteRunner:
                 elapsed_ms=sent.elapsed_ms,
             )
 
+        began = time.perf_counter()
         tried = send_with_retries(send, request.retry, names=names, stop=self._stop)
+        retried: dict[str, Any] = {"attempts": tried.attempts}
+        if tried.attempts > 1:
+            retried["spent_ms"] = (time.perf_counter() - began) * 1000
         if tried.stopped:
             # Cut short by --fail-fast or an interrupt, not judged: a failure
             # here would be one the request never had.
             why = self._stop.reason.removeprefix("not sent: ")
             plural = "s" if tried.attempts != 1 else ""
             reason = f"retries cut short: {why}; {tried.attempts} attempt{plural} sent"
-            return outcome(State.SKIPPED, reason, attempts=tried.attempts), {}
+            return outcome(State.SKIPPED, reason, **retried), {}
         response = tried.response
         if response is None:
             reasons = tried.reasons()
-            return outcome(State.ERROR, *reasons, attempts=tried.attempts), {}
+            return outcome(State.ERROR, *reasons, **retried), {}
 
         timing = {
             "status": response.status,
             "elapsed_ms": response.elapsed_ms,
-            "attempts": tried.attempts,
+            **retried,
         }
         reasons = tried.reasons(request.expect.judge(response, names))
         if reasons:
