@@ -153,8 +153,11 @@ class SuiteFile(pytest.File):
         return self.state.redactor.redact(str(super().repr_failure(excinfo)))
 
     def reach(self, request: LoadedRequest) -> None:
-        """`request` is about to run: requests before it that did not run
-        were deselected, so only their captures are missed."""
+        """`request` is about to run; mark the ones before it that did not run.
+
+        Those were deselected (``-k``, ``-m``, node ids): only their
+        captures are missed.
+        """
         if self.suite is None:
             return
         for earlier in self.suite.requests[self._next_index : request.index]:
