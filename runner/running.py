@@ -31,14 +31,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from runner.annotations import GitHubAnnotations, annotations_wanted
 from runner.connections import OAuth2Connection
-from runner.errors import InputError, TemplateError
-from runner.expectations import ResponseView, evaluate_captures
+from runner.errors import InputError
+from runner.exchange import RequestSender, SuiteProgress, skipped_outcomes
 from runner.loading import (
-    LoadedRequest,
     LoadedSuite,
     load_paths,
     parse_var_options,
@@ -50,16 +49,14 @@ from runner.output import (
     RunListener,
     RunSummary,
     RunTotals,
-    State,
     TextSink,
     use_color,
 )
 from runner.progress import LiveCount, use_progress
 from runner.reportfiles import check_output_path
-from runner.retrying import send_with_retries
 from runner.secrets import Redactor, masked_logs
 from runner.selection import Selected, Shard, select
-from runner.sending import ConnectionSession, join_url
+from runner.sending import ConnectionSession
 from runner.stopping import FailFast, RunStop
 from runner.templates import Templates
 from runner.tokens import check_token_url
@@ -401,186 +398,27 @@ class _SuiteRunner:
         reporter: _Broadcast,
         stop: RunStop,
     ) -> None:
-        self._sessions = sessions
-        self._templates = templates
+        self._sender = RequestSender(sessions, templates, stop)
         self._reporter = reporter
         self._stop = stop
 
     def suite(self, selected: Selected) -> None:
         suite = selected.suite
-        captures: dict[str, Any] = {}
-        # Which request was meant to capture each name, to explain a skip.
-        capturer: dict[str, _Capturer] = {}
+        progress = SuiteProgress(not_selected="not selected by --tag")
         for request in suite.requests:
-            label = _request_label(request)
-            picked = selected.runs(request)
-            if not picked:
+            if not selected.runs(request):
                 # Not sent and not reported; only its captures are missed.
-                for name in request.captures:
-                    capturer[name] = _Capturer(label, picked=False)
+                progress.left_out(request)
                 continue
-            missing = sorted(request.uses - captures.keys())
-            if missing or self._stop.is_set():
-                reason = (
-                    self._stop.reason
-                    if not missing
-                    else _skip_reason(missing, capturer)
-                )
-                self._report_skip(suite, request, label, reason)
+            reason = progress.skip_reason(request)
+            if reason is None and self._stop.is_set():
+                reason = self._stop.reason
+            if reason is not None:
+                for outcome in skipped_outcomes(suite, request, reason):
+                    self._reporter.outcome(outcome)
                 continue
-            for name in request.captures:
-                capturer[name] = _Capturer(label, picked=True)
-            self._send_all(suite, request, label, captures)
-
-    def _send_all(
-        self,
-        suite: LoadedSuite,
-        request: LoadedRequest,
-        label: str,
-        captures: dict[str, Any],
-    ) -> None:
-        """Send a request `repeat` times; captures come from the last passing send."""
-        model = request.model
-        for sent in range(model.repeat):
-            if self._stop.is_set() or (
-                model.delay and self._stop.wait(model.delay / 1000)
-            ):
-                left = model.repeat - sent
-                self._report_skip(suite, request, label, self._stop.reason, left)
-                return
-            outcome, captured = self._send_once(suite, request, label, captures)
-            self._reporter.outcome(outcome)
-            captures.update(captured)
-
-    def _send_once(
-        self,
-        suite: LoadedSuite,
-        request: LoadedRequest,
-        label: str,
-        captures: Mapping[str, Any],
-    ) -> tuple[Outcome, dict[str, Any]]:
-        model = request.model
-        session = self._sessions[request.connection.key]
-        names = {**suite.variables, **captures}
-        url = join_url(session.base_url, model.url)
-
-        def outcome(state: State, *reasons: str, **extra: Any) -> Outcome:
-            return Outcome(
-                suite=suite.name,
-                request=label,
-                method=model.method,
-                url=url,
-                state=state,
-                reasons=reasons,
-                location=request.location,
-                **extra,
-            )
-
-        try:
-            url = join_url(session.base_url, self._templates.render(model.url, names))
-            headers = self._templates.render(model.headers, names)
-            params = self._templates.render(model.params, names)
-            body = self._templates.render(model.body, names)
-        except TemplateError as error:
-            return outcome(State.ERROR, f"could not render: {error.message}"), {}
-
-        def send() -> ResponseView:
-            sent = session.send(
-                method=model.method,
-                url=url,
-                headers=headers,
-                params=params,
-                body=body,
-                timeout=model.timeout,
-                follow_redirects=model.follow_redirects,
-            )
-            return ResponseView(
-                status=sent.status,
-                headers=sent.headers,
-                text=sent.text,
-                elapsed_ms=sent.elapsed_ms,
-            )
-
-        began = time.perf_counter()
-        tried = send_with_retries(send, request.retry, names=names, stop=self._stop)
-        retried: dict[str, Any] = {"attempts": tried.attempts}
-        if tried.attempts > 1:
-            retried["spent_ms"] = (time.perf_counter() - began) * 1000
-        if tried.stopped:
-            # Cut short by --fail-fast or an interrupt, not judged: a failure
-            # here would be one the request never had.
-            why = self._stop.reason.removeprefix("not sent: ")
-            plural = "s" if tried.attempts != 1 else ""
-            reason = f"retries cut short: {why}; {tried.attempts} attempt{plural} sent"
-            return outcome(State.SKIPPED, reason, **retried), {}
-        response = tried.response
-        if response is None:
-            reasons = tried.reasons()
-            return outcome(State.ERROR, *reasons, **retried), {}
-
-        timing = {
-            "status": response.status,
-            "elapsed_ms": response.elapsed_ms,
-            **retried,
-        }
-        reasons = tried.reasons(request.expect.judge(response, names))
-        if reasons:
-            return outcome(State.FAILED, *reasons, **timing), {}
-        try:
-            captured = evaluate_captures(request.captures, response, names)
-        except TemplateError as error:
-            return outcome(State.FAILED, f"capture: {error.message}", **timing), {}
-        return outcome(State.PASSED, **timing), captured
-
-    def _report_skip(
-        self,
-        suite: LoadedSuite,
-        request: LoadedRequest,
-        label: str,
-        reason: str,
-        sends: int | None = None,
-    ) -> None:
-        """Report `sends` of the request (default: all its repeats) skipped."""
-        model = request.model
-        for _ in range(model.repeat if sends is None else sends):
-            self._reporter.outcome(
-                Outcome(
-                    suite=suite.name,
-                    request=label,
-                    method=model.method,
-                    url=model.url,
-                    state=State.SKIPPED,
-                    reasons=(reason,),
-                    location=request.location,
-                )
-            )
-
-
-def _request_label(request: LoadedRequest) -> str:
-    model = request.model
-    return model.name or f"{model.method} {model.url or '/'}"
-
-
-@dataclass(frozen=True, slots=True)
-class _Capturer:
-    """The request meant to capture a name, and whether ``--tag`` picked it."""
-
-    label: str
-    picked: bool
-
-
-def _skip_reason(missing: Sequence[str], capturer: Mapping[str, _Capturer]) -> str:
-    names = ", ".join(repr(name) for name in missing)
-    makers = [capturer[name] for name in missing if name in capturer]
-    failed = sorted({maker.label for maker in makers if maker.picked})
-    left_out = sorted({maker.label for maker in makers if not maker.picked})
-    if failed:
-        return f"uses {names}, not captured: {', '.join(failed)} did not pass"
-    if left_out:
-        return (
-            f"uses {names}, not captured: {', '.join(left_out)} not selected by --tag"
-        )
-    return f"uses {names}, which no earlier request captured"
+            progress.sending(request)
+            self._sender.send(suite, request, progress.captures, self._reporter.outcome)
 
 
 def _nothing_tagged(tags: Sequence[str], suites: Sequence[LoadedSuite]) -> str:

@@ -1,0 +1,169 @@
+"""What the pytest plugin keeps for one pytest session (per xdist worker).
+
+A `PluginSession` is made in ``pytest_configure`` when the plugin is
+enabled, kept in the config's stash (never in a module or class attribute,
+so in-process pytest runs do not share it) and closed when the session
+ends. It holds what ``runner run`` holds for a run: one `Redactor`, one
+`Templates`, and one `ConnectionSession` per connection, opened when its
+first request is sent and shared by every suite file of the session, so a
+connection fetches one token for the whole session. Under pytest-xdist each
+worker process has its own, and so its own tokens.
+
+With the demo option it also starts the embedded demo API, on first use:
+the xdist controller collects nothing and so starts no server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from runner.connections import OAuth2Connection
+from runner.errors import InputError
+from runner.exchange import RequestSender
+from runner.loading import LoadedConnection, LoadedSuite, load_paths
+from runner.secrets import Redactor, masked_logs
+from runner.sending import ConnectionSession
+from runner.stopping import RunStop
+from runner.templates import Templates
+from runner.tokens import check_token_url
+
+__all__ = ["LoadedFile", "PluginSession"]
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedFile:
+    """A suite file as the plugin collects it.
+
+    Attributes:
+        suite: The suite, or None when the file is invalid.
+        errors: Every error found, rendered and masked
+            (``path:line:column: message``).
+    """
+
+    suite: LoadedSuite | None
+    errors: tuple[str, ...] = ()
+
+
+class PluginSession:
+    """The runner's state for one pytest session.
+
+    Args:
+        env: What templates see as ``env`` (every value read is a secret).
+        variables: ``--runner-var`` values, over every suite's ``vars``.
+        demo: Start the demo API on first use and hand its addresses and
+            client secrets to the suites, as ``runner demo`` does.
+    """
+
+    def __init__(
+        self,
+        *,
+        env: Mapping[str, str],
+        variables: Mapping[str, str],
+        demo: bool = False,
+    ) -> None:
+        self.redactor = Redactor()
+        self.stop = RunStop()
+        self.warnings: list[str] = []
+        self.markers: set[str] = set()  # tags registered as pytest markers
+        self._env = dict(env)
+        self._variables = dict(variables)
+        self._demo = demo
+        self._templates: Templates | None = None
+        self._sessions: dict[str, ConnectionSession] = {}
+        self._sender: RequestSender | None = None
+        self._resources = contextlib.ExitStack()
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"<PluginSession of {len(self._sessions)} connections>"
+
+    @property
+    def tokens_fetched(self) -> int:
+        """Tokens issued to the connections of this session so far."""
+        return sum(session.tokens_fetched for session in self._sessions.values())
+
+    @property
+    def connections_used(self) -> int:
+        """Connections that sent at least one request."""
+        return len(self._sessions)
+
+    def load(self, path: Path) -> LoadedFile:
+        """Load and check the suite file at `path`, as ``runner run`` would."""
+        templates = self._start()
+        loaded = load_paths(
+            [path],
+            env=self._env,
+            variables=self._variables,
+            redactor=self.redactor,
+            templates=templates,
+            for_run=True,
+        )
+        errors = list(loaded.errors)
+        errors += [
+            InputError(problem, connection.location)
+            for connection in loaded.connections.values()
+            if isinstance(connection.model, OAuth2Connection)
+            and (problem := check_token_url(connection.model)) is not None
+        ]
+        if errors or not loaded.suites:
+            rendered = tuple(self.redactor.redact(error.render()) for error in errors)
+            return LoadedFile(None, rendered)
+
+        for connection in loaded.connections.values():
+            if not connection.model.verify_ssl:
+                warning = (
+                    f"{connection.name}: verify_ssl is false; TLS certificates "
+                    "are not checked, the token endpoint's included"
+                )
+                if warning not in self.warnings:
+                    self.warnings.append(warning)
+        return LoadedFile(loaded.suites[0])
+
+    def sender(self, connection: LoadedConnection) -> RequestSender:
+        """The sender for a request through `connection`, its session opened."""
+        if self._closed:
+            raise RuntimeError("the runner's pytest session is closed")
+        if connection.key not in self._sessions:
+            # The first suite file to use a connection opens it; later
+            # files loaded the same file with the same env and vars.
+            session = ConnectionSession(
+                connection.model, self.redactor, name=connection.name, pool_size=1
+            )
+            self._resources.callback(session.close)
+            self._sessions[connection.key] = session
+        if self._sender is None:
+            self._sender = RequestSender(self._sessions, self._start(), self.stop)
+        return self._sender
+
+    def close(self) -> None:
+        """Close every connection, stop the demo API, end log masking; idempotent."""
+        self._closed = True
+        self.stop.stop("pytest session ended")
+        self._resources.close()
+
+    def _start(self) -> Templates:
+        if self._templates is not None:
+            return self._templates
+
+        # The logs of the session's requests are a sink like the others.
+        self._resources.enter_context(masked_logs(self.redactor))
+        if self._demo:
+            self._start_demo()
+        self._templates = Templates(self._env, self.redactor)
+        return self._templates
+
+    def _start_demo(self) -> None:
+        # Imported here: only the demo option pays for the server.
+        from runner.demo import DEMO_TOKEN_LIFETIME
+        from runner.demo.server import DemoServer
+
+        server = self._resources.enter_context(
+            DemoServer(token_lifetime=DEMO_TOKEN_LIFETIME)
+        )
+        # As `runner demo` does: addresses and client ids as vars (the
+        # user's --runner-var win), the client secrets through env.
+        self._env.update(server.environment())
+        self._variables = {**server.variables(), **self._variables}
