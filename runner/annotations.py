@@ -22,7 +22,13 @@ from runner.output import Outcome, RunSummary, State
 from runner.reportfiles import relative_path
 from runner.secrets import Redactor
 
-__all__ = ["GitHubAnnotations", "annotations_wanted", "escape_data", "escape_property"]
+__all__ = [
+    "GitHubAnnotations",
+    "annotations_wanted",
+    "escape_data",
+    "escape_property",
+    "workspace",
+]
 
 _ANNOTATED = frozenset({State.FAILED, State.ERROR})
 
@@ -30,6 +36,16 @@ _ANNOTATED = frozenset({State.FAILED, State.ERROR})
 def annotations_wanted(env: Mapping[str, str]) -> bool:
     """Whether the run is a GitHub Actions job (``GITHUB_ACTIONS=true``)."""
     return env.get("GITHUB_ACTIONS") == "true"
+
+
+def workspace(env: Mapping[str, str]) -> Path | None:
+    """The checkout GitHub resolves annotation paths against (``GITHUB_WORKSPACE``).
+
+    A job may run from a sub-folder (``working-directory:`` in a monorepo);
+    paths relative to the current folder would then point at other files.
+    """
+    folder = env.get("GITHUB_WORKSPACE")
+    return Path(folder) if folder else None
 
 
 def escape_data(text: str) -> str:
@@ -49,7 +65,8 @@ class GitHubAnnotations:
         write: Prints one line; the terminal reporter's ``message``, so that
             annotations and request lines never interleave mid-line.
         redactor: The run's redactor.
-        cwd: The folder paths are made relative to (the current one).
+        cwd: The folder paths are made relative to: the job's `workspace`,
+            else the current folder.
     """
 
     def __init__(

@@ -108,6 +108,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="NAME=VALUE lines added to what templates see as env (repeatable)",
     )
     group.addoption(
+        "--runner-token-cache",
+        action="store_true",
+        default=None,
+        help=(
+            "keep OAuth2 tokens on disk between sessions, as runner run "
+            "--token-cache does (also the runner_token_cache ini value)"
+        ),
+    )
+    group.addoption(
         "--runner-demo",
         action="store_true",
         default=False,
@@ -118,6 +127,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type="linelist",
         default=[],
         help="glob patterns of the runner suite files to collect, one a line",
+    )
+    parser.addini(
+        "runner_token_cache",
+        type="bool",
+        default=False,
+        help="keep OAuth2 tokens on disk between sessions (runner run --token-cache)",
     )
 
 
@@ -149,7 +164,12 @@ def pytest_configure(config: pytest.Config) -> None:
     _keep_suites_whole(config, notes)
     config.stash[_SUITES] = _Opted(patterns, config.rootpath, folder)
     config.stash[_NOTES] = notes
-    config.stash[_STATE] = PluginSession(env=env, variables=variables, demo=demo)
+    token_cache: bool | None = config.getoption("runner_token_cache")
+    if token_cache is None:
+        token_cache = bool(config.getini("runner_token_cache"))
+    config.stash[_STATE] = PluginSession(
+        env=env, variables=variables, demo=demo, token_cache=token_cache
+    )
 
 
 def _demo_folder(config: pytest.Config) -> Path:

@@ -19,6 +19,7 @@ import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from runner.connections import OAuth2Connection
 from runner.errors import InputError
@@ -29,6 +30,9 @@ from runner.sending import ConnectionSession
 from runner.stopping import RunStop
 from runner.templates import Templates
 from runner.tokens import check_token_url
+
+if TYPE_CHECKING:
+    from runner.token_cache import TokenCache
 
 __all__ = ["LoadedFile", "PluginSession"]
 
@@ -55,6 +59,8 @@ class PluginSession:
         variables: ``--runner-var`` values, over every suite's ``vars``.
         demo: Start the demo API on first use and hand its addresses and
             client secrets to the suites, as ``runner demo`` does.
+        token_cache: Keep tokens on disk between sessions (the cache of
+            ``runner run --token-cache``); each xdist worker shares it too.
     """
 
     def __init__(
@@ -63,6 +69,7 @@ class PluginSession:
         env: Mapping[str, str],
         variables: Mapping[str, str],
         demo: bool = False,
+        token_cache: bool = False,
     ) -> None:
         self.redactor = Redactor()
         self.stop = RunStop()
@@ -71,6 +78,8 @@ class PluginSession:
         self._env = dict(env)
         self._variables = dict(variables)
         self._demo = demo
+        self._use_token_cache = token_cache
+        self._token_cache: TokenCache | None = None
         self._templates: Templates | None = None
         self._sessions: dict[str, ConnectionSession] = {}
         self._sender: RequestSender | None = None
@@ -130,7 +139,11 @@ class PluginSession:
             # The first suite file to use a connection opens it; later
             # files loaded the same file with the same env and vars.
             session = ConnectionSession(
-                connection.model, self.redactor, name=connection.name, pool_size=1
+                connection.model,
+                self.redactor,
+                name=connection.name,
+                pool_size=1,
+                token_cache=self._token_cache,
             )
             self._resources.callback(session.close)
             self._sessions[connection.key] = session
@@ -152,6 +165,13 @@ class PluginSession:
         self._resources.enter_context(masked_logs(self.redactor))
         if self._demo:
             self._start_demo()
+        if self._use_token_cache:
+            # Imported here: a session without the cache does not pay for it.
+            from runner.token_cache import TokenCache
+
+            self._token_cache = TokenCache.open(
+                environ=self._env, warn=self.warnings.append
+            )
         self._templates = Templates(self._env, self.redactor)
         return self._templates
 

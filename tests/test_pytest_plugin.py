@@ -269,6 +269,37 @@ def test_plugin_fetches_one_token_for_two_suite_files(
     assert server.api_requests == 6
 
 
+@pytest.mark.parametrize("setting", ["option", "ini"])
+def test_plugin_token_cache_serves_a_second_session_without_a_fetch(
+    project: pytest.Pytester,
+    server: FixtureServer,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    setting: str,
+) -> None:
+    """The same cache as ``runner run --token-cache``, per option or ini value."""
+    monkeypatch.setenv("RUNNER_CACHE_DIR", str(tmp_path / "cache"))
+    _write(project.path, "suites/one.yaml", CHAIN)
+    args: list[str] = []
+    if setting == "option":
+        args.append("--runner-token-cache")
+    else:
+        project.makefile(".ini", pytest=INI + "runner_token_cache = true\n")
+
+    first = project.runpytest(*args)
+    second = project.runpytest(*args)
+
+    first.assert_outcomes(passed=3)
+    second.assert_outcomes(passed=3)
+    assert server.token_requests == 1
+    assert server.api_requests == 6
+    files = [path for path in (tmp_path / "cache").rglob("*") if path.is_file()]
+    assert files and all(path.stat().st_mode & 0o077 == 0 for path in files)
+    output = _output(first) + _output(second)
+    for token in server.issued:
+        assert token not in output
+
+
 def test_plugin_invalid_suite_file_is_a_clean_collection_error_sending_nothing(
     project: pytest.Pytester, server: FixtureServer
 ) -> None:
