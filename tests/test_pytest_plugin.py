@@ -408,6 +408,26 @@ def test_plugin_under_xdist_keeps_each_suite_on_one_worker(
     assert server.client_secret not in _output(result)
 
 
+def test_plugin_under_xdist_with_the_token_cache_fetches_one_token(
+    project: pytest.Pytester,
+    server: FixtureServer,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """The workers are processes of their own; the cache's lock serves them all."""
+    monkeypatch.setenv("RUNNER_CACHE_DIR", str(tmp_path / "cache"))
+    server.token_delay = 0.5  # so that both workers ask while one fetch is out
+    for name in ("one", "two", "three", "four"):
+        _write(project.path, f"suites/{name}.yaml", CHAIN.replace("chain", name))
+
+    result = project.runpytest_subprocess(
+        "-n", "2", "-p", "xdist", "--runner-token-cache", timeout=120
+    )
+
+    result.assert_outcomes(passed=12)
+    assert server.token_requests == 1
+
+
 @pytest.mark.parametrize("dist", ["worksteal", "loadgroup"])
 def test_plugin_refuses_xdist_modes_that_would_split_suites(
     project: pytest.Pytester, dist: str
