@@ -131,7 +131,8 @@ class LoadedSuite:
 
     path: Path
     name: str
-    model: Suite
+    # An inline connection in it is rendered, env values and all.
+    model: Suite = field(repr=False)
     variables: Mapping[str, Any] = field(repr=False)  # may hold env values
     requests: tuple[LoadedRequest, ...]
     tags: frozenset[str]

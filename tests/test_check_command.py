@@ -158,3 +158,34 @@ def test_check_does_not_import_httpx() -> None:
     code = "import runner.checking, sys; assert 'httpx' not in sys.modules"
 
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_loaded_suite_with_an_inline_connection_keeps_env_values_out_of_reprs(
+    tmp_path: Path,
+) -> None:
+    """The inline connection is rendered in the suite model: not in its repr."""
+    from_env = "inline-env-s3cret"
+    (tmp_path / "s.yaml").write_text(
+        "connection:\n  url: http://127.0.0.1:9/api\n"
+        "  headers: {X-Key: '{{ env.API_KEY }}'}\n"
+        "requests:\n  - url: items\n"
+    )
+    redactor = Redactor()
+    env = {"API_KEY": from_env}
+    result = load_paths(
+        [tmp_path / "s.yaml"],
+        env=env,
+        variables={},
+        redactor=redactor,
+        templates=Templates(env, redactor),
+        for_run=True,
+    )
+
+    assert not result.errors
+    (suite,) = result.suites
+    assert suite.model.connection == {
+        "url": "http://127.0.0.1:9/api",
+        "headers": {"X-Key": from_env},
+    }
+    for text in (repr(result), repr(suite), *map(repr, suite.requests)):
+        assert from_env not in text

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import base64
 import logging
+import re
+from pathlib import Path
 from urllib.parse import quote_plus
 
 import httpx
 import pytest
 
-from runner.secrets import MASK, Redactor, masked_logs
+import runner
+from runner.secrets import LOGGERS, MASK, Redactor, masked_logs
 
 
 def test_redact_masks_raw_and_urlencoded_forms() -> None:
@@ -67,3 +70,16 @@ def test_masked_logs_mask_records_of_httpx_while_the_block_runs(
         f"GET http://h/?key={MASK}",
         "after log-secret",
     ]
+
+
+def test_every_logger_of_the_package_is_masked_during_a_run() -> None:
+    """A module that logs but is missing from LOGGERS would log unmasked."""
+    package = Path(runner.__file__).parent
+    logging_modules = {
+        "runner."
+        + path.relative_to(package).with_suffix("").as_posix().replace("/", ".")
+        for path in package.rglob("*.py")
+        if re.search(r"logging\.getLogger\(__name__\)", path.read_text("utf-8"))
+    }
+    assert logging_modules, "no logging module found: the search is broken"
+    assert logging_modules <= set(LOGGERS)
