@@ -33,6 +33,7 @@ from runner.connections import (
     StaticConnection,
 )
 from runner.errors import TemplateError
+from runner.exchange import request_label
 from runner.loading import LoadedRequest
 from runner.origins import origin
 from runner.secrets import MASK, SENSITIVE_HEADERS, Redactor
@@ -71,7 +72,7 @@ def dry_run(
                 continue
             count += 1
             where = request.location.prefix()
-            heading = f"# {suite.name} > {_label(request)}  ({where})"
+            heading = f"# {suite.name} > {request_label(request)}  ({where})"
             try:
                 command = curl_command(
                     request, suite.variables, templates, redactor=redactor
@@ -156,11 +157,6 @@ def curl_command(
     if model.delay:
         comments.append(f"# after a delay of {model.delay:g} ms")
     return "\n".join([*comments, _join(groups, redactor)])
-
-
-def _label(request: LoadedRequest) -> str:
-    model = request.model
-    return model.name or f"{model.method} {model.url or '/'}"
 
 
 def _render_known(
