@@ -67,10 +67,9 @@ def _validator(kind: DocumentKind) -> Validator:
     # jsonschema is imported here: it is only needed once a file is checked.
     from jsonschema import Draft202012Validator
 
-    from runner.schema import connection_schema, suite_schema
+    from runner.schema import loader_schemas
 
-    schema = connection_schema() if kind == "connection" else suite_schema()
-    validator: Validator = Draft202012Validator(schema)
+    validator: Validator = Draft202012Validator(loader_schemas()[kind])
     return validator
 
 
