@@ -58,19 +58,33 @@ class Headers(Mapping[str, str]):
     """Response headers, looked up by name in any case.
 
     ``headers.content_type`` (from a template) finds ``Content-Type`` too:
-    a name not found with underscores is tried with dashes.
+    a name not found with underscores is tried with dashes. The index by
+    lower-case name is built on first use: most responses that pass are
+    never asked for a header.
     """
 
-    __slots__ = ("_items",)
+    __slots__ = ("_index", "_source")
 
     def __init__(self, headers: Mapping[str, str]) -> None:
-        self._items = {name.lower(): (name, value) for name, value in headers.items()}
+        self._source = headers
+        self._index: dict[str, tuple[str, str]] | None = None
+
+    @property
+    def _items(self) -> dict[str, tuple[str, str]]:
+        index = self._index
+        if index is None:
+            index = {
+                name.lower(): (name, value) for name, value in self._source.items()
+            }
+            self._index = index
+        return index
 
     def __getitem__(self, name: str) -> str:
         key = name.lower()
-        item = self._items.get(key)
+        items = self._items
+        item = items.get(key)
         if item is None and "_" in key:
-            item = self._items.get(key.replace("_", "-"))
+            item = items.get(key.replace("_", "-"))
         if item is None:
             raise KeyError(name)
         return item[1]
