@@ -227,8 +227,14 @@ class CompiledExpect:
         expect: Expect,
         templates: Templates,
         schema: dict[str, Any] | None = None,
+        *,
+        schema_checked: bool = False,
     ) -> CompiledExpect:
         """Compile `expect`; `schema` is its JSON Schema when it was a path.
+
+        `schema_checked` says the caller has already checked the JSON Schema
+        against its metaschema (the loader does, to locate its errors), so
+        that it is not checked twice.
 
         Raises:
             TemplateError: A `that` expression or a template does not compile.
@@ -260,7 +266,9 @@ class CompiledExpect:
             status=None if status is None else tuple(status),
             headers=expect.headers,
             json=expect.json_subset if has_json else _UNPARSED,
-            validator=None if schema is None else _schema_validator(schema),
+            validator=None
+            if schema is None
+            else _schema_validator(schema, schema_checked),
             body_contains=body_contains or (),
             max_ms=expect.max_ms,
             that=that,
@@ -412,14 +420,16 @@ def evaluate_captures(
     return values
 
 
-def _schema_validator(schema: dict[str, Any]) -> Any:
+def _schema_validator(schema: dict[str, Any], checked: bool = False) -> Any:
     """A validator for `schema` (draft from its ``$schema``, else 2020-12)."""
     validator_class = validators.validator_for(schema)
-    try:
-        validator_class.check_schema(schema)
-    except schema_errors.SchemaError as exc:
-        message = f"invalid JSON Schema: at {exc.json_path} {_shorten(exc.message)}"
-        raise InputError(message) from None
+    if not checked:
+        try:
+            validator_class.check_schema(schema)
+        except schema_errors.SchemaError as exc:
+            shown = _shorten(exc.message)
+            message = f"invalid JSON Schema: at {exc.json_path} {shown}"
+            raise InputError(message) from None
     return validator_class(schema, format_checker=validator_class.FORMAT_CHECKER)
 
 
