@@ -19,7 +19,6 @@ come from ``env``): those show the template as written instead.
 
 from __future__ import annotations
 
-import difflib
 import functools
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -125,6 +124,8 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     lowered = {choice.lower(): choice for choice in options}
     match = lowered.get(word.lower())
     if match is None:
+        import difflib  # only a file with a mistake in it needs it
+
         close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
         match = close[0] if close else None
     if match is None or match == word:
