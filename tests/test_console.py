@@ -57,3 +57,17 @@ def test_console_usage_error_exits_2_without_a_traceback() -> None:
     assert completed.returncode == 2
     assert "Traceback" not in completed.stderr
     assert "invalid choice" in completed.stderr
+
+
+def test_console_without_a_command_prints_usage_and_exits_2() -> None:
+    completed = subprocess.run(
+        [sys.executable, "-m", "runner"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert completed.returncode == 2
+    assert "usage: runner" in completed.stderr
