@@ -11,17 +11,35 @@ Exit status: 0 all passed, 1 some request failed or could not be sent,
 from __future__ import annotations
 
 import argparse
+import gc
+import importlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-__all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_INVALID", "EXIT_OK", "main"]
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
+    "EXIT_INVALID",
+    "EXIT_OK",
+    "console",
+    "main",
+]
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_INVALID = 2
 EXIT_INTERRUPTED = 130
+
+# The module each command imports, for `console` to import it up front.
+_COMMAND_MODULES = {
+    "run": "runner.running",
+    "check": "runner.checking",
+    "demo": "runner.demo",
+    "schema": "runner.schema",
+    "docs": "runner.reference",
+}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -198,3 +216,29 @@ def main(
         err.write("interrupted\n")
         return EXIT_INTERRUPTED
     raise AssertionError(f"unhandled command {args.command!r}")
+
+
+def console() -> int:
+    """The ``runner`` command and ``python -m runner``: `main` in its own process.
+
+    Imports the command's modules first with the cyclic garbage collector
+    off, then freezes what they made (`gc.freeze`): some 100k objects
+    (modules, classes, pydantic models) that live as long as the process.
+    Left in the collector's generations, they were walked again and again:
+    15 ms of collections in a ``check``, 40 ms in a 1000-request ``run``.
+    The price: cyclic garbage those imports leave is never freed (a few
+    objects, once). Tests call `main`, which leaves the collector alone:
+    their process outlives many runs.
+    """
+    module = _COMMAND_MODULES.get(sys.argv[1] if len(sys.argv) > 1 else "")
+    if module is not None:
+        gc.disable()
+        try:
+            importlib.import_module(module)
+        except KeyboardInterrupt:
+            sys.stderr.write("interrupted\n")
+            return EXIT_INTERRUPTED
+        finally:
+            gc.freeze()
+            gc.enable()
+    return main()

@@ -68,19 +68,33 @@ class Headers(Mapping[str, str]):
     """Response headers, looked up by name in any case.
 
     ``headers.content_type`` (from a template) finds ``Content-Type`` too:
-    a name not found with underscores is tried with dashes.
+    a name not found with underscores is tried with dashes. The index by
+    lower-case name is built on first use: most responses that pass are
+    never asked for a header.
     """
 
-    __slots__ = ("_items",)
+    __slots__ = ("_index", "_source")
 
     def __init__(self, headers: Mapping[str, str]) -> None:
-        self._items = {name.lower(): (name, value) for name, value in headers.items()}
+        self._source = headers
+        self._index: dict[str, tuple[str, str]] | None = None
+
+    @property
+    def _items(self) -> dict[str, tuple[str, str]]:
+        index = self._index
+        if index is None:
+            index = {
+                name.lower(): (name, value) for name, value in self._source.items()
+            }
+            self._index = index
+        return index
 
     def __getitem__(self, name: str) -> str:
         key = name.lower()
-        item = self._items.get(key)
+        items = self._items
+        item = items.get(key)
         if item is None and "_" in key:
-            item = self._items.get(key.replace("_", "-"))
+            item = items.get(key.replace("_", "-"))
         if item is None:
             raise KeyError(name)
         return item[1]
@@ -225,8 +239,14 @@ class CompiledExpect:
         expect: Expect,
         templates: Templates,
         schema: dict[str, Any] | None = None,
+        *,
+        schema_checked: bool = False,
     ) -> CompiledExpect:
         """Compile `expect`; `schema` is its JSON Schema when it was a path.
+
+        `schema_checked` says the caller has already checked the JSON Schema
+        against its metaschema (the loader does, to locate its errors), so
+        that it is not checked twice.
 
         Raises:
             TemplateError: A `that` expression or a template does not compile.
@@ -258,7 +278,9 @@ class CompiledExpect:
             status=None if status is None else tuple(status),
             headers=expect.headers,
             json=expect.json_subset if has_json else _UNPARSED,
-            validator=None if schema is None else _schema_validator(schema),
+            validator=None
+            if schema is None
+            else _schema_validator(schema, schema_checked),
             body_contains=body_contains or (),
             max_ms=expect.max_ms,
             that=that,
@@ -414,15 +436,16 @@ def evaluate_captures(
     return values
 
 
-def _schema_validator(schema: dict[str, Any]) -> Any:
+def _schema_validator(schema: dict[str, Any], checked: bool = False) -> Any:
     """A validator for `schema` (draft from its ``$schema``, else 2020-12)."""
     validator_class = validators.validator_for(schema)
-    try:
-        validator_class.check_schema(schema)
-    except schema_errors.SchemaError as exc:
-        problem = _shorten(exc.message, _unmasked)
-        message = f"invalid JSON Schema: at {exc.json_path} {problem}"
-        raise InputError(message) from None
+    if not checked:
+        try:
+            validator_class.check_schema(schema)
+        except schema_errors.SchemaError as exc:
+            shown = _shorten(exc.message, _unmasked)
+            message = f"invalid JSON Schema: at {exc.json_path} {shown}"
+            raise InputError(message) from None
     return validator_class(schema, format_checker=validator_class.FORMAT_CHECKER)
 
 

@@ -850,7 +850,9 @@ class _SuiteLoader:
         failure: InputError | None = None
         if schema_valid:
             try:
-                compiled = CompiledExpect.build(expect, self.templates, schema)
+                compiled = CompiledExpect.build(
+                    expect, self.templates, schema, schema_checked=True
+                )
             except InputError as exc:
                 failure = exc
         if compiled is not None and checker.known(compiled.names):

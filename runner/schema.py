@@ -10,7 +10,9 @@ comment at the top of each example.
 from __future__ import annotations
 
 import copy
+import functools
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ __all__ = [
     "SCHEMA_FILES",
     "connection_schema",
     "export_schemas",
+    "loader_schemas",
     "report_schema",
     "suite_schema",
 ]
@@ -30,6 +33,8 @@ DIALECT = "https://json-schema.org/draft/2020-12/schema"
 BASE_ID = "https://runner.dev/schemas/"
 
 JsonSchema = dict[str, Any]
+# The connection types' schemas under ``$defs``, and the rules choosing one.
+ConnectionTypes = tuple[JsonSchema, list[JsonSchema]]
 
 
 def _model_schema(model: Any) -> JsonSchema:
@@ -40,7 +45,7 @@ def _model_schema(model: Any) -> JsonSchema:
     return schema
 
 
-def _connection_defs() -> tuple[JsonSchema, list[JsonSchema]]:
+def _connection_defs() -> ConnectionTypes:
     """Each connection type's schema under ``$defs``, and the rules choosing one.
 
     A connection says its type with ``type``, or has none and is then
@@ -86,9 +91,9 @@ def _connection_body(rules: list[JsonSchema]) -> JsonSchema:
     }
 
 
-def connection_schema() -> JsonSchema:
-    """The schema of a connection file."""
-    defs, rules = _connection_defs()
+def connection_schema(types: ConnectionTypes | None = None) -> JsonSchema:
+    """The schema of a connection file (`types`: the connection types' export)."""
+    defs, rules = copy.deepcopy(types) if types else _connection_defs()
     return {
         "$schema": DIALECT,
         "$id": BASE_ID + "connection.schema.json",
@@ -114,10 +119,10 @@ def connection_schema() -> JsonSchema:
     }
 
 
-def suite_schema() -> JsonSchema:
+def suite_schema(types: ConnectionTypes | None = None) -> JsonSchema:
     """The schema of a suite file, inline connections included."""
     schema = _model_schema(Suite)
-    connection_defs, rules = _connection_defs()
+    connection_defs, rules = copy.deepcopy(types) if types else _connection_defs()
     defs: JsonSchema = schema.pop("$defs", {})
     defs.update(connection_defs)
     defs["connection"] = _connection_body(rules)
@@ -151,6 +156,18 @@ def report_schema() -> JsonSchema:
         **schema,
         "title": "runner report",
     }
+
+
+@functools.cache
+def loader_schemas() -> Mapping[str, JsonSchema]:
+    """Both file schemas by kind, exported once per process for the loader.
+
+    The same export as `connection_schema` and `suite_schema`, with the
+    connection types exported once for the two: pydantic takes milliseconds
+    per model. `export_schemas` always exports afresh.
+    """
+    types = _connection_defs()
+    return {"connection": connection_schema(types), "suite": suite_schema(types)}
 
 
 SCHEMA_FILES = {

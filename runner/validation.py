@@ -19,7 +19,6 @@ come from ``env``): those show the template as written instead.
 
 from __future__ import annotations
 
-import difflib
 import functools
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -69,10 +68,9 @@ def _validator(kind: DocumentKind) -> Validator:
     # jsonschema is imported here: it is only needed once a file is checked.
     from jsonschema import Draft202012Validator
 
-    from runner.schema import connection_schema, suite_schema
+    from runner.schema import loader_schemas
 
-    schema = connection_schema() if kind == "connection" else suite_schema()
-    validator: Validator = Draft202012Validator(schema)
+    validator: Validator = Draft202012Validator(loader_schemas()[kind])
     return validator
 
 
@@ -128,6 +126,8 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     lowered = {choice.lower(): choice for choice in options}
     match = lowered.get(word.lower())
     if match is None:
+        import difflib  # only a file with a mistake in it needs it
+
         close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
         match = close[0] if close else None
     if match is None or match == word:

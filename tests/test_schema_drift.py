@@ -19,7 +19,7 @@ from jsonschema import Draft202012Validator
 
 from runner.cli import main
 from runner.connections import OAuth2Connection
-from runner.schema import SCHEMA_FILES, render_schema
+from runner.schema import SCHEMA_FILES, loader_schemas, render_schema
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMAS = ROOT / "schemas"
@@ -152,3 +152,11 @@ def test_plain_validator_rejects_broken_files(name: str) -> None:
 )
 def test_plain_validator_rejects_bad_suites(suite: dict[str, Any]) -> None:
     assert not validator("suite.schema.json").is_valid(suite)
+
+
+@pytest.mark.parametrize("kind", ["connection", "suite"])
+def test_loader_validates_with_the_committed_schemas(kind: str) -> None:
+    """The loader's once-per-process export is the export `runner schema` writes."""
+    committed = (SCHEMAS / f"{kind}.schema.json").read_text(encoding="utf-8")
+
+    assert render_schema(loader_schemas()[kind]) == committed
