@@ -2,29 +2,28 @@
 from the models.
 
 The models are the one source: the committed files under ``schemas/`` are
-this export, the loader validates against it, and a test fails when they
-drift. Editors read the same files through the ``yaml-language-server``
-comment at the top of each example.
+this export, and so are the copies of the two file schemas the package
+ships in ``runner/schemas/``, which the loader validates against (reading
+them costs a run far less than exporting them from pydantic at start-up).
+``runner schema --output runner/schemas`` refreshes the copies; a test
+fails when any of them drift. Editors read the same files through the
+``yaml-language-server`` comment at the top of each example.
 """
 
 from __future__ import annotations
 
 import copy
-import functools
 import json
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from runner.connections import CONNECTION_TYPES
-from runner.report import Report
 from runner.suites import Suite
 
 __all__ = [
     "SCHEMA_FILES",
     "connection_schema",
     "export_schemas",
-    "loader_schemas",
     "report_schema",
     "suite_schema",
 ]
@@ -146,6 +145,10 @@ def suite_schema(types: ConnectionTypes | None = None) -> JsonSchema:
 
 def report_schema() -> JsonSchema:
     """The schema of the JSON report that ``runner run --report`` writes."""
+    # Imported here: the report's models are needed only to write the report
+    # or this schema, and every run that imports this module would pay.
+    from runner.report import Report
+
     # Unlike the input files, this describes what the runner writes.
     schema: JsonSchema = Report.model_json_schema(
         mode="serialization", ref_template="#/$defs/{model}"
@@ -156,18 +159,6 @@ def report_schema() -> JsonSchema:
         **schema,
         "title": "runner report",
     }
-
-
-@functools.cache
-def loader_schemas() -> Mapping[str, JsonSchema]:
-    """Both file schemas by kind, exported once per process for the loader.
-
-    The same export as `connection_schema` and `suite_schema`, with the
-    connection types exported once for the two: pydantic takes milliseconds
-    per model. `export_schemas` always exports afresh.
-    """
-    types = _connection_defs()
-    return {"connection": connection_schema(types), "suite": suite_schema(types)}
 
 
 SCHEMA_FILES = {

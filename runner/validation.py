@@ -20,7 +20,9 @@ come from ``env``): those show the template as written instead.
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -62,15 +64,19 @@ _TYPE_NAMES = {
 _NAME_RULE = "use letters, digits and '_', not starting with a digit"
 
 
+# The models' export of the file schemas, shipped in the package (see
+# runner.schema): exporting it at start-up would cost every run pydantic time.
+PACKAGED_SCHEMAS = Path(__file__).parent / "schemas"
+
+
 @functools.cache
 def _validator(kind: DocumentKind) -> Validator:
     """The validator of one kind of file, built once per process."""
     # jsonschema is imported here: it is only needed once a file is checked.
     from jsonschema import Draft202012Validator
 
-    from runner.schema import loader_schemas
-
-    validator: Validator = Draft202012Validator(loader_schemas()[kind])
+    schema = json.loads((PACKAGED_SCHEMAS / f"{kind}.schema.json").read_bytes())
+    validator: Validator = Draft202012Validator(schema)
     return validator
 
 
