@@ -578,12 +578,29 @@ def _body_excerpt(response: ResponseView, mask: _Mask) -> str:
 
 
 def _show(value: Any, mask: _Mask) -> str:
-    """`value` as JSON, masked, then cut to `MAX_SHOWN` characters."""
+    """`value` as JSON, masked, then cut to `MAX_SHOWN` characters.
+
+    Its strings are masked before it is encoded: a string that holds a
+    secret already escaped (a JSON body in ``response.text``) would be
+    escaped once more by the encoding, into a form no mask knows.
+    """
     try:
-        text = jsonlib.dumps(value, ensure_ascii=False, default=str)
+        text = jsonlib.dumps(_masked(value, mask), ensure_ascii=False, default=str)
     except (TypeError, ValueError, RecursionError):
-        text = repr(value)
+        # Not repr(value): it escapes strings too, past what the masks know.
+        text = f"(a {type(value).__name__} too deeply nested to show)"
     return _shorten(text, mask)
+
+
+def _masked(value: Any, mask: _Mask) -> Any:
+    """`value` with every string in it (mapping keys too) masked."""
+    if isinstance(value, str):
+        return mask(value)
+    if isinstance(value, dict):
+        return {mask(str(key)): _masked(item, mask) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_masked(item, mask) for item in value]
+    return value
 
 
 def _shorten(text: str, mask: _Mask) -> str:

@@ -164,3 +164,37 @@ def test_token_response_that_is_not_json_is_not_shown_by_vv(tmp_path: Path) -> N
     assert "body not shown: not a JSON object" in out
     _assert_no_piece(token, out, err)
     _assert_no_piece(server.client_secret, out, err)
+
+
+def test_failure_showing_a_json_body_as_text_shows_no_piece_of_an_escaped_secret(
+    api: ScriptedServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The body holds the secret JSON-escaped; showing it encodes it again."""
+    escaped = 'se"cr\\et-\u00e9-1234'
+    monkeypatch.setenv("RUNNER_CUTS_PASSWORD", escaped)
+    api.default("/echo", Reply.json(200, {"echo": {"pw": escaped}}))
+    # Sent in the body: a header cannot carry the non-ASCII letter.
+    (tmp_path / "connection.yaml").write_text(f"url: {api.url}\n", "utf-8")
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(
+        textwrap.dedent(
+            """\
+            connection: connection.yaml
+            requests:
+              - method: POST
+                url: echo
+                body: {pw: "{{ env.RUNNER_CUTS_PASSWORD }}"}
+                expect:
+                  that: ["response.text == 1"]
+            """
+        ),
+        "utf-8",
+    )
+
+    status, out, err = _run(str(suite))
+
+    assert status == 1
+    assert "is false (left: " in out
+    _assert_no_piece(escaped, out, err)
+    for piece in ('se\\\\\\"cr', "\\\\u00e9-1234", "cr\\\\\\\\et"):
+        assert piece not in out
