@@ -121,6 +121,8 @@ class ConnectionSession:
             auth = BearerAuth(self.tokens, self.base_url)
         # Hooks see every send, the resend after a 401 and redirect hops too.
         hooks = tracer.event_hooks(name) if tracer is not None else {}
+        if isinstance(auth, BearerAuth):
+            hooks["request"] = [auth.drop_off_origin, *hooks.get("request", [])]
         if isinstance(connection, StaticConnection):
             static = StaticAuth(connection.credential(), self.base_url)
             hooks["request"] = [static.drop_off_origin, *hooks.get("request", [])]

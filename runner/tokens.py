@@ -604,12 +604,20 @@ class TokenManager:
         return TokenError(message, connection=self.name)
 
 
+# Where BearerAuth notes the header it added, in the request's extensions,
+# which httpx hands on to the requests of the redirects it follows.
+_ADDED_AUTHORIZATION = "runner.bearer_authorization"
+
+
 class BearerAuth(httpx.Auth):
     """Puts the connection's token on its requests (RFC 6750 section 2.1).
 
     Only a request to the origin (scheme, host, port) of the connection's
     ``url`` gets the token; a request to another origin goes without it, as
     does one that already carries an ``Authorization`` header of its own.
+    A followed redirect off the origin loses the token too: httpx keeps
+    ``Authorization`` on an http to https hop of the same host, which is
+    another origin; `drop_off_origin`, a request hook, removes it there.
     A 401 to a request that carried a token renews the token (see
     `TokenManager.renew`) and sends the request once more; a second 401 is
     returned as it is. A 403 is never retried.
@@ -639,7 +647,7 @@ class BearerAuth(httpx.Auth):
         request.read()
         manager = self._manager
         token = manager.token()
-        request.headers["Authorization"] = f"Bearer {token}"
+        self._authorize(request, token)
         response = yield request
         if response.status_code != 401:
             manager.accepted(token)
@@ -647,10 +655,24 @@ class BearerAuth(httpx.Auth):
 
         # RFC 6750 section 3.1: invalid_token, the token expired or was revoked.
         token = manager.renew(token)
-        request.headers["Authorization"] = f"Bearer {token}"
+        self._authorize(request, token)
         response = yield request
         if response.status_code != 401:
             manager.accepted(token)
+
+    def drop_off_origin(self, request: httpx.Request) -> None:
+        """Remove the token from a send to another origin (a request hook)."""
+        added = request.extensions.get(_ADDED_AUTHORIZATION)
+        if added is None or _origin(request.url) == self._origin:
+            return
+        if request.headers.get("Authorization") == added:
+            del request.headers["Authorization"]
+
+    @staticmethod
+    def _authorize(request: httpx.Request, token: str) -> None:
+        value = f"Bearer {token}"
+        request.headers["Authorization"] = value
+        request.extensions[_ADDED_AUTHORIZATION] = value
 
     async def async_auth_flow(
         self, request: httpx.Request

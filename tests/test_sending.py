@@ -14,9 +14,10 @@ from typing import Any
 import httpx
 import pytest
 
-from runner.connections import HttpConnection
+from runner.connections import HttpConnection, OAuth2Connection
 from runner.secrets import Redactor
 from runner.sending import ConnectionSession
+from tests.oauth_servers import FixtureServer
 
 # Path to (content type, body bytes) served there.
 BODIES: dict[str, tuple[str | None, bytes]] = {
@@ -97,3 +98,52 @@ def test_send_latin1_body_is_decoded_with_its_charset(
 
     assert sent.text == "café"
     assert sent.content_type == "text/plain; charset=ISO-8859-1"
+
+
+def test_oauth2_token_does_not_follow_an_http_to_https_redirect() -> None:
+    """httpx keeps Authorization on that hop; another scheme is another origin.
+
+    Tokens come from a real fixture server on 127.0.0.1; the API is a
+    `MockTransport` (no socket): httpx keeps the header only between the
+    default ports of one host, which no test server here listens on.
+    """
+    with FixtureServer() as server:
+        seen: list[tuple[str, str | None]] = []
+
+        def api(request: httpx.Request) -> httpx.Response:
+            seen.append((request.url.scheme, request.headers.get("Authorization")))
+            if request.url.scheme == "http":
+                target = str(request.url.copy_with(scheme="https", path="/landed"))
+                return httpx.Response(302, headers={"Location": target})
+            return httpx.Response(200, json={"ok": True})
+
+        connection = OAuth2Connection.model_validate(
+            {
+                "url": "http://api.example.test/api",
+                "token_url": server.token_url,
+                "client_id": server.client_id,
+                "client_secret": server.client_secret,
+            }
+        )
+        session = ConnectionSession(
+            connection,
+            Redactor(),
+            name="api",
+            pool_size=1,
+            transport=httpx.MockTransport(api),
+        )
+        try:
+            sent = session.send(
+                method="GET",
+                url="http://api.example.test/api/start",
+                headers={},
+                params={},
+                body=None,
+                timeout=None,
+                follow_redirects=True,
+            )
+        finally:
+            session.close()
+
+    assert sent.status == 200
+    assert seen == [("http", f"Bearer {server.issued[0]}"), ("https", None)]
