@@ -195,7 +195,8 @@ class Reporter:
         tokens += " fetched"
         if summary.token_requests > tokens_fetched:
             # Say so when retries or refusals cost more requests than tokens.
-            tokens += f" in {summary.token_requests} token requests"
+            asked = summary.token_requests
+            tokens += f" in {asked} token request{'' if asked == 1 else 's'}"
         if summary.tokens_from_cache:
             tokens += f", {summary.tokens_from_cache} from cache"
         line = (
