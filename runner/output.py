@@ -93,6 +93,9 @@ class RunSummary:
     token_requests: int = 0
     deselected: int = 0  # requests --tag left out, as written
     tokens_from_cache: int = 0  # read from --token-cache instead of fetched
+    # What the run returns (`runner.exits.ExitStatus`); the JSON report
+    # gives this value rather than working out its own.
+    exit_status: int = 0
 
 
 class RunListener(Protocol):
