@@ -13,14 +13,12 @@ import os
 from typing import TextIO
 
 from runner.errors import InputError
+from runner.exits import ExitStatus
 from runner.loading import load_paths, parse_var_options, read_env_files
 from runner.secrets import Redactor
 from runner.templates import Templates
 
 __all__ = ["check_command"]
-
-EXIT_OK = 0
-EXIT_INVALID = 2
 
 
 def check_command(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
@@ -60,7 +58,7 @@ def check_command(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
     for error in errors:
         out.write(redactor.redact(error.render()) + "\n")
     out.write(_summary(errors, result.files_checked) + "\n")
-    return EXIT_INVALID if errors else EXIT_OK
+    return ExitStatus.INVALID if errors else ExitStatus.OK
 
 
 def _summary(errors: list[InputError], files: int) -> str:

@@ -4,8 +4,7 @@
 status, so tests call it directly. Each command's module is imported only
 when that command runs: `check` must not pay for httpx.
 
-Exit status: 0 all passed, 1 some request failed or could not be sent,
-2 the input is invalid (nothing was sent), 130 interrupted.
+Exit statuses are those of `runner.exits.ExitStatus`.
 """
 
 from __future__ import annotations
@@ -18,19 +17,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-__all__ = [
-    "EXIT_FAILED",
-    "EXIT_INTERRUPTED",
-    "EXIT_INVALID",
-    "EXIT_OK",
-    "console",
-    "main",
-]
+from runner.exits import ExitStatus
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_INVALID = 2
-EXIT_INTERRUPTED = 130
+__all__ = ["console", "main"]
 
 # The module each command imports, for `console` to import it up front.
 _COMMAND_MODULES = {
@@ -47,7 +36,7 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.print_usage(sys.stderr)
-        self.exit(EXIT_INVALID, f"{self.prog}: error: {message}\n")
+        self.exit(ExitStatus.INVALID, f"{self.prog}: error: {message}\n")
 
 
 def _positive_int(text: str) -> int:
@@ -165,12 +154,12 @@ def _schema_command(args: argparse.Namespace, out: TextIO) -> int:
     if args.check:
         for path in differing:
             out.write(f"{path}: differs from the models; run `runner schema`\n")
-        return EXIT_FAILED if differing else EXIT_OK
+        return ExitStatus.FAILED if differing else ExitStatus.OK
     for path in differing:
         out.write(f"wrote {path}\n")
     if not differing:
         out.write("schemas are up to date\n")
-    return EXIT_OK
+    return ExitStatus.OK
 
 
 def _docs_command(args: argparse.Namespace, out: TextIO) -> int:
@@ -180,9 +169,9 @@ def _docs_command(args: argparse.Namespace, out: TextIO) -> int:
     if args.check:
         if differs:
             out.write(f"{args.output}: differs from the models; run `runner docs`\n")
-        return EXIT_FAILED if differs else EXIT_OK
+        return ExitStatus.FAILED if differs else ExitStatus.OK
     out.write(f"wrote {args.output}\n" if differs else "reference is up to date\n")
-    return EXIT_OK
+    return ExitStatus.OK
 
 
 def main(
@@ -214,7 +203,7 @@ def main(
             return demo_command(args, out=out, err=err)
     except KeyboardInterrupt:
         err.write("interrupted\n")
-        return EXIT_INTERRUPTED
+        return ExitStatus.INTERRUPTED
     raise AssertionError(f"unhandled command {args.command!r}")
 
 
@@ -237,7 +226,7 @@ def console() -> int:
             importlib.import_module(module)
         except KeyboardInterrupt:
             sys.stderr.write("interrupted\n")
-            return EXIT_INTERRUPTED
+            return ExitStatus.INTERRUPTED
         finally:
             gc.freeze()
             gc.enable()

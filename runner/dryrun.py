@@ -34,6 +34,7 @@ from runner.connections import (
 )
 from runner.errors import TemplateError
 from runner.exchange import request_label
+from runner.exits import ExitStatus
 from runner.loading import LoadedRequest
 from runner.origins import origin
 from runner.secrets import MASK, SENSITIVE_HEADERS, Redactor
@@ -42,8 +43,6 @@ from runner.sending import DEFAULT_TIMEOUT, join_url
 from runner.templates import Templates, is_template
 
 __all__ = ["curl_command", "dry_run"]
-
-EXIT_OK, EXIT_FAILED = 0, 1
 
 # Characters curl reads as a glob in a URL unless told not to (--globoff).
 _GLOB = frozenset("{}[]")
@@ -89,7 +88,7 @@ def dry_run(
         f"# {count} request{'s' if count != 1 else ''} in {len(suites)} "
         f"suite{'s' if len(suites) != 1 else ''}; nothing was sent\n"
     )
-    return EXIT_FAILED if failed else EXIT_OK
+    return ExitStatus.FAILED if failed else ExitStatus.OK
 
 
 def curl_command(

@@ -93,6 +93,9 @@ class RunSummary:
     token_requests: int = 0
     deselected: int = 0  # requests --tag left out, as written
     tokens_from_cache: int = 0  # read from --token-cache instead of fetched
+    # What the run returns (`runner.exits.ExitStatus`); the JSON report
+    # gives this value rather than working out its own.
+    exit_status: int = 0
 
 
 class RunListener(Protocol):
@@ -195,7 +198,8 @@ class Reporter:
         tokens += " fetched"
         if summary.token_requests > tokens_fetched:
             # Say so when retries or refusals cost more requests than tokens.
-            tokens += f" in {summary.token_requests} token requests"
+            asked = summary.token_requests
+            tokens += f" in {asked} token request{'' if asked == 1 else 's'}"
         if summary.tokens_from_cache:
             tokens += f", {summary.tokens_from_cache} from cache"
         line = (

@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from runner import __version__
-from runner.cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from runner.collecting import Collector, Entry, SuiteResults
 from runner.output import Outcome, RunSummary, State
 from runner.reportfiles import relative_path, write_atomically
@@ -110,7 +109,10 @@ class Report(BaseModel):
     finished: AwareDatetime
     wall_seconds: float = Field(ge=0, description="Loading included.")
     exit_status: int = Field(
-        description="0 all passed, 1 some failed or not sent, 130 interrupted."
+        description=(
+            "What the run returned: 0 all passed, 1 some failed or not sent "
+            "(or the JUnit file could not be written), 130 interrupted."
+        )
     )
     interrupted: bool
     tokens_fetched: int = Field(ge=0, description="Access tokens issued to the run.")
@@ -164,12 +166,6 @@ def _suite(suite: SuiteResults, mask: Redactor) -> SuiteReport:
     )
 
 
-def _exit_status(summary: RunSummary) -> int:
-    if summary.interrupted:
-        return EXIT_INTERRUPTED
-    return EXIT_OK if summary.totals.all_passed else EXIT_FAILED
-
-
 def build_report(
     suites: Sequence[SuiteResults],
     summary: RunSummary,
@@ -187,7 +183,7 @@ def build_report(
         started=started,
         finished=finished,
         wall_seconds=round(summary.seconds, 3),
-        exit_status=_exit_status(summary),
+        exit_status=summary.exit_status,
         interrupted=summary.interrupted,
         tokens_fetched=summary.tokens_fetched,
         token_requests=max(summary.token_requests, summary.tokens_fetched),

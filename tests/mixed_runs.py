@@ -114,6 +114,7 @@ def mixed_run(
     junit: Path | None = None,
     report: Path | None = None,
     github: bool = False,
+    workspace: Path | None = None,
 ) -> MixedRun:
     """Run the two suites over `server`; `folder` must be the current folder."""
     (folder / "connection.yaml").write_text(
@@ -135,6 +136,8 @@ def mixed_run(
     env = {SECRET_ENV: server.client_secret, TRACE_ENV: TRACE_VALUE}
     if github:
         env["GITHUB_ACTIONS"] = "true"
+    if workspace is not None:
+        env["GITHUB_WORKSPACE"] = str(workspace)
     options = RunOptions(
         paths=[Path("alpha.yaml"), Path("beta.yaml")],
         env=env,

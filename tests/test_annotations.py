@@ -64,6 +64,25 @@ def test_annotations_in_github_actions_point_at_each_failed_requests_line(
     run.assert_no_secret_in()
 
 
+def test_annotation_paths_are_relative_to_the_github_workspace(
+    server: FixtureServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A job run from a sub-folder (``working-directory:``) still points right."""
+    folder = tmp_path / "services" / "billing"
+    folder.mkdir(parents=True)
+    monkeypatch.chdir(folder)
+
+    run = mixed_run(server, folder, github=True, workspace=tmp_path)
+
+    found = _annotations(run.out)
+    assert len(found) == 3
+    assert all(
+        line.startswith("::error file=services/billing/alpha.yaml,")
+        or line.startswith("::error file=services/billing/beta.yaml,")
+        for line in found
+    ), found
+
+
 def test_annotations_are_whole_lines_among_the_request_lines(
     server: FixtureServer, in_tmp: Path
 ) -> None:

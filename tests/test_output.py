@@ -84,6 +84,20 @@ def test_summary_names_token_requests_when_they_outnumber_tokens() -> None:
     )
 
 
+def test_summary_says_token_request_in_the_singular_for_one() -> None:
+    reporter, stream = _reporter()
+    totals = RunTotals()
+    totals.add(State.ERROR)
+    summary = RunSummary(
+        suites=1, totals=totals, tokens_fetched=0, token_requests=1, seconds=0.5
+    )
+    reporter.finished(summary)
+    assert stream.getvalue().splitlines()[-1] == (
+        "1 suite, 1 requests: 0 passed, 0 failed, 1 could not be sent; "
+        "0 tokens fetched in 1 token request; 0.50 s"
+    )
+
+
 def test_color_is_used_only_on_a_terminal_without_no_color() -> None:
     class Terminal(io.StringIO):
         def isatty(self) -> bool:

@@ -324,3 +324,7 @@ def test_interrupt_stops_the_run_with_status_130(
     assert time.monotonic() - started < 5
     assert fixture_server.api_requests == 1
     assert "Traceback" not in rest + errors
+    # b, in its delay when the signal came, is reported before the summary.
+    skip, reason, summary = rest.splitlines()
+    assert skip == "SKIP  suite > GET b  GET b" and reason == "       run interrupted"
+    assert summary.startswith("1 suite, 2 requests: 1 passed, 0 failed, 1 skipped")

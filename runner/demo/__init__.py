@@ -17,6 +17,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from runner.exits import ExitStatus
+
 if TYPE_CHECKING:
     import argparse
 
@@ -28,8 +30,6 @@ DEMO_TOKEN_LIFETIME = 2.0
 # One suite at a time keeps the output in the order of the files, which
 # reads best for a first run.
 DEMO_CONCURRENCY = 1
-
-EXIT_INVALID = 2
 
 
 def find_examples() -> Path | None:
@@ -56,10 +56,10 @@ def demo_command(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
             "copy has none); pass --examples PATH of a source checkout's examples/\n"
         )
         err.write(message)
-        return EXIT_INVALID
+        return ExitStatus.INVALID
     if not examples.is_dir():
         err.write(f"runner demo: {examples}: not a folder\n")
-        return EXIT_INVALID
+        return ExitStatus.INVALID
 
     from runner.demo.server import DemoServer
     from runner.running import RunOptions, execute
