@@ -168,7 +168,8 @@ def _docs_command(args: argparse.Namespace, out: TextIO) -> int:
     differs = export_reference(args.output, check=args.check)
     if args.check:
         if differs:
-            out.write(f"{args.output}: differs from the models; run `runner docs`\n")
+            problem = "differs from the models" if args.output.is_file() else "missing"
+            out.write(f"{args.output}: {problem}; run `runner docs`\n")
         return ExitStatus.FAILED if differs else ExitStatus.OK
     out.write(f"wrote {args.output}\n" if differs else "reference is up to date\n")
     return ExitStatus.OK

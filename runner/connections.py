@@ -59,6 +59,9 @@ AuthMethod = Literal["client_secret_basic", "client_secret_post", "client_secret
 # Longer than any real request should take, short enough to catch a typo
 # such as a timeout written in milliseconds.
 MAX_TIMEOUT_SECONDS = 3600.0
+# What a request waits for its response when neither it nor its connection
+# says: long enough for a slow API, short enough for a stuck one in CI.
+DEFAULT_TIMEOUT_SECONDS = 30.0
 # Likewise for delays in milliseconds: a delay in seconds written as
 # milliseconds is caught, no sensible suite is limited.
 MAX_MILLISECONDS = 3_600_000
@@ -179,16 +182,18 @@ class HttpConnection(BaseModel):
     )
     verify_ssl: bool = Field(
         default=True,
-        description="Validate TLS certificates (the token endpoint's included).",
+        description=(
+            "Validate TLS certificates (for OAuth2, the token endpoint's too)."
+        ),
         examples=[True],
     )
-    timeout: float | None = Field(
-        default=None,
+    timeout: float = Field(
+        default=DEFAULT_TIMEOUT_SECONDS,
         gt=0,
         le=MAX_TIMEOUT_SECONDS,
         description=(
-            "Extension. Seconds to wait for each request of the connection "
-            "(default 30)."
+            "Extension. Seconds to wait for each request of the connection, "
+            "its token requests included."
         ),
         examples=[10],
     )

@@ -39,7 +39,7 @@ from runner.loading import LoadedRequest
 from runner.origins import origin
 from runner.secrets import MASK, SENSITIVE_HEADERS, Redactor
 from runner.selection import Selected
-from runner.sending import DEFAULT_TIMEOUT, join_url
+from runner.sending import join_url
 from runner.templates import Templates, is_template
 
 __all__ = ["curl_command", "dry_run"]
@@ -140,7 +140,7 @@ def curl_command(
         # starts with "@".
         text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
         groups.append(["--data-raw", text])
-    timeout = model.timeout or connection.timeout or DEFAULT_TIMEOUT
+    timeout = model.timeout or connection.timeout
     groups.append(["--max-time", f"{timeout:g}"])
     if not connection.verify_ssl:
         groups.append(["-k"])

@@ -31,9 +31,7 @@ from runner.trace import Tracer
 if TYPE_CHECKING:
     from runner.token_cache import TokenCache
 
-__all__ = ["DEFAULT_TIMEOUT", "ConnectionSession", "Sent", "join_url"]
-
-DEFAULT_TIMEOUT = 30.0
+__all__ = ["ConnectionSession", "Sent", "join_url"]
 
 
 def join_url(base: str, url: str) -> str:
@@ -135,7 +133,7 @@ class ConnectionSession:
             auth=auth,
             headers=connection.headers,
             verify=shared_ssl_context(connection.verify_ssl),
-            timeout=connection.timeout or DEFAULT_TIMEOUT,
+            timeout=connection.timeout,
             follow_redirects=False,
             limits=limits,
             transport=transport,

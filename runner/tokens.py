@@ -64,7 +64,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_MARGIN_SECONDS",
-    "DEFAULT_TIMEOUT_SECONDS",
     "MAX_LIFETIME_SECONDS",
     "MAX_TOKEN_RESPONSE_BYTES",
     "BearerAuth",
@@ -76,7 +75,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DEFAULT_MARGIN_SECONDS = 60.0
-DEFAULT_TIMEOUT_SECONDS = 30.0
 MAX_TOKEN_RESPONSE_BYTES = 64 * 1024
 # Ten years: anything longer is a provider bug (a timestamp sent as a
 # duration, milliseconds), not a lifetime.
@@ -211,7 +209,7 @@ class TokenManager:
             transport=transport,
             follow_redirects=False,
             verify=shared_ssl_context(connection.verify_ssl),
-            timeout=connection.timeout or DEFAULT_TIMEOUT_SECONDS,
+            timeout=connection.timeout,
         )
 
         self._lock = threading.Lock()
