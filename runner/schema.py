@@ -102,18 +102,8 @@ def connection_schema(types: ConnectionTypes | None = None) -> JsonSchema:
             "`type`, or `oauth2` when `token_url` is present, else `http`."
         ),
         **_connection_body(rules),
-        "examples": [
-            {
-                "url": "https://api.example.com/oauth2",
-                "client_id": "client_id_value",
-                "client_secret": "client_secret_value",
-                "token_url": "https://auth.example.com/token",
-                "headers": {},
-                "method": "GET",
-                "body": None,
-                "verify_ssl": True,
-            }
-        ],
+        # The catalogue's own example, as the registry keeps it.
+        "examples": [dict(CONNECTION_TYPES["oauth2"].example)],
         "$defs": defs,
     }
 
