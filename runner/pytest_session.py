@@ -144,6 +144,7 @@ class PluginSession:
                 name=connection.name,
                 pool_size=1,
                 token_cache=self._token_cache,
+                stop=self.stop,
             )
             self._resources.callback(session.close)
             self._sessions[connection.key] = session
