@@ -519,27 +519,33 @@ def _open_lock_file(path: Path) -> int | str:
 
     A lock file holds no data, so one that is not ours to trust is not a
     reason to give the cache up: a regular file of ours gets its mode back,
-    anything else (a symbolic link, another user's file: the folder is
-    ours and 0700, so only root or an accident puts them there) is removed
-    and created again.
+    anything else (a symbolic link, a FIFO, another user's file: the folder
+    is ours and 0700, so only root or an accident puts them there) is
+    removed and created again. It is removed only if it is still the file
+    looked at, since another run may have replaced it already and hold the
+    new one's lock (a few system calls' worth of that race remain).
     """
-    for _ in range(2):
+    for _ in range(3):
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
         except OSError as error:
             if not path.is_symlink():
                 raise
+            seen = os.lstat(path)
             problem = f"was a symbolic link ({_os_reason(error)})"
         else:
-            info = os.fstat(fd)
-            if stat.S_ISREG(info.st_mode) and info.st_uid == os.getuid():
+            seen = os.fstat(fd)
+            if stat.S_ISREG(seen.st_mode) and seen.st_uid == os.getuid():
                 # Also repairs the bits the umask may have taken from the owner.
                 os.fchmod(fd, 0o600)
                 return fd
             os.close(fd)
-            problem = _untrusted(info) or "could not be used"
-        log.info("token cache: replaced lock file %s, which %s", path, problem)
-        os.unlink(path)
+            problem = _untrusted(seen) or "could not be used"
+        with contextlib.suppress(FileNotFoundError):
+            current = os.lstat(path)
+            if (current.st_dev, current.st_ino) == (seen.st_dev, seen.st_ino):
+                log.info("token cache: replaced lock file %s, which %s", path, problem)
+                os.unlink(path)
     return "cannot be replaced by a private file"
 
 

@@ -636,7 +636,9 @@ def _fifo_lock(path: Path) -> None:
     os.mkfifo(path, 0o600)
 
 
-@pytest.mark.parametrize("spoil", [_readable_lock, _symlinked_lock, _fifo_lock])
+@pytest.mark.parametrize(
+    "spoil", [_readable_lock, _symlinked_lock, _fifo_lock, _another_owner]
+)
 def test_lock_file_that_is_not_private_is_repaired_and_the_cache_used(
     server: FixtureServer,
     cache_dir: Path,
@@ -658,6 +660,7 @@ def test_lock_file_that_is_not_private_is_repaired_and_the_cache_used(
     assert server.token_requests == 1
     info = lock.lstat()
     assert stat.S_ISREG(info.st_mode) and stat.S_IMODE(info.st_mode) == 0o600
+    assert info.st_uid == os.getuid()
     elsewhere = cache_dir / "tokens" / "elsewhere"
     assert not elsewhere.exists() or elsewhere.read_text() == ""
 
