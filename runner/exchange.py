@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from runner.errors import TemplateError
+from runner.errors import TemplateError, TokenError
 from runner.expectations import ResponseView, evaluate_captures
 from runner.loading import LoadedRequest, LoadedSuite
 from runner.output import Outcome, State
@@ -219,6 +219,9 @@ class RequestSender:
             )
             return outcome(State.SKIPPED, cut, **retried), {}
         response = tried.response
+        if isinstance(tried.error, TokenError) and self._stop.is_set():
+            # The wait for a token ended because the run stops: not sent.
+            return outcome(State.SKIPPED, self._stop.reason, **retried), {}
         if response is None:
             why = tried.reasons()
             return outcome(State.ERROR, *why, **retried), {}

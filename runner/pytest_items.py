@@ -1,7 +1,8 @@
 """The pytest plugin's nodes: a suite file is a collector, each request an item.
 
 `SuiteFile` loads its file exactly as ``runner run`` does (`runner.loading`)
-and yields one `RequestItem` per request, in suite order. An invalid file is
+and yields one `RequestItem` per request, in suite order, named by
+`item_name`. An invalid file is
 a collection error made of the runner's own ``path:line:column: message``
 lines: pytest then runs nothing, so nothing is sent.
 
@@ -36,7 +37,14 @@ if TYPE_CHECKING:
     from runner.loading import LoadedRequest, LoadedSuite
     from runner.pytest_session import PluginSession
 
-__all__ = ["RequestFailed", "RequestItem", "SuiteFile", "SuiteFileError", "is_suite"]
+__all__ = [
+    "RequestFailed",
+    "RequestItem",
+    "SuiteFile",
+    "SuiteFileError",
+    "is_suite",
+    "item_name",
+]
 
 # Tags that become markers look like pytest's own marker names; other tags
 # (spaces, colons) would not survive `-m` or the `markers` ini syntax.
@@ -59,6 +67,10 @@ RESERVED_MARKS = frozenset(
 )
 # What a skip reason says of a request that this run did not select.
 _NOT_SELECTED = "not selected in this pytest run"
+# Node ids join their parts with "::"; in an item's name, "::" is shown as
+# U+2237 PROPORTION, which reads the same (see `item_name`).
+_NODE_ID_SEPARATOR = "::"
+_SEPARATOR_LOOKALIKE = "\N{PROPORTION}"
 
 
 def is_suite(path: Path) -> bool:
@@ -83,6 +95,19 @@ def tag_markers(tags: Iterable[str]) -> list[str]:
             if _MARKER_NAME.fullmatch(tag) and tag not in RESERVED_MARKS
         }
     )
+
+
+def item_name(label: str) -> str:
+    """The name of the item of a request labelled `label`: no ``::`` in it.
+
+    A ``::`` in a name (``step::make``, or the URL of ``http://[::1]:8080``)
+    would make the node id look deeper than it is: xdist's ``--dist
+    loadscope`` groups tests by the id up to its last ``::``, so it would
+    send such a request to another worker than its suite's, and a node id
+    given on the command line would not find the item. Each ``::`` becomes
+    U+2237 PROPORTION, which reads the same.
+    """
+    return label.replace(_NODE_ID_SEPARATOR, _SEPARATOR_LOOKALIKE)
 
 
 def unique_names(labels: Sequence[str]) -> list[str]:
@@ -134,7 +159,7 @@ class SuiteFile(pytest.File):
             raise SuiteFileError(loaded.errors)
 
         suite = self.suite = loaded.suite
-        labels = [request_label(request) for request in suite.requests]
+        labels = [item_name(request_label(request)) for request in suite.requests]
         for request, name in zip(suite.requests, unique_names(labels), strict=True):
             item = RequestItem.from_parent(self, name=name, request=request)
             for marker in tag_markers([*suite.tags, *request.model.tags]):

@@ -22,10 +22,15 @@ of ``runner run``.
 Under pytest-xdist each suite must stay on one worker, in order:
 ``--dist loadfile`` (and ``loadscope``) keep a file's tests together, so
 ``--dist load`` (what ``-n`` means by default) is turned into ``loadfile``.
-``worksteal`` would split files and is refused; so is ``loadgroup``, since
-with pytest 9.2 xdist 3.8 no longer applies its ``xdist_group`` marks (it
-sets a node attribute that pytest stopped reading) and so splits files as
-``load`` does. Each worker has its own `PluginSession`, so its own tokens.
+``loadscope`` groups by the node id up to its last ``::``, which is why no
+item name holds one (see `runner.pytest_items.item_name`). ``worksteal``
+would split files and is refused; so is ``loadgroup``, since with pytest
+9.2 xdist 3.8 no longer applies its ``xdist_group`` marks (it sets a node
+attribute that pytest stopped reading) and so splits files as ``load``
+does. Each worker has its own `PluginSession`, so its own tokens; it sends
+its warnings and token counts to the controller in ``config.workeroutput``
+(``pytest_testnodedown``, an xdist hook this plugin implements only as an
+optional one), which prints their sum.
 
 This module imports only pytest at start-up: every pytest run of every
 project where the package is installed imports it.
@@ -37,12 +42,12 @@ import fnmatch
 import os
 from collections.abc import Generator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 if TYPE_CHECKING:
-    from runner.pytest_session import PluginSession
+    from runner.pytest_session import PluginSession, Tally
 
 __all__ = [
     "pytest_addoption",
@@ -52,12 +57,17 @@ __all__ = [
     "pytest_runtest_makereport",
     "pytest_sessionfinish",
     "pytest_terminal_summary",
+    "pytest_testnodedown",
     "pytest_unconfigure",
 ]
 
 _STATE: pytest.StashKey[PluginSession] = pytest.StashKey()
 _SUITES: pytest.StashKey[_Opted] = pytest.StashKey()
 _NOTES: pytest.StashKey[list[str]] = pytest.StashKey()
+# The tallies the xdist workers sent, on the controller.
+_WORKERS: pytest.StashKey[list[Tally]] = pytest.StashKey()
+# The key of the plugin's tally in an xdist worker's ``workeroutput``.
+_WORKER_OUTPUT = "runner"
 # xdist distribution modes that can split one file between workers.
 _SPLITTING = frozenset({"loadgroup", "worksteal"})
 
@@ -115,6 +125,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
             "keep OAuth2 tokens on disk between sessions, as runner run "
             "--token-cache does (also the runner_token_cache ini value)"
         ),
+    )
+    group.addoption(
+        "--runner-no-token-cache",
+        action="store_false",
+        dest="runner_token_cache",
+        default=None,
+        help="do not keep tokens on disk, whatever the runner_token_cache ini value",
     )
     group.addoption(
         "--runner-demo",
@@ -256,31 +273,67 @@ def pytest_runtest_makereport(
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """Close every connection (and the demo API) of the session."""
+    """Close every connection (and the demo API); a worker reports its tally."""
     state = session.config.stash.get(_STATE, None)
-    if state is not None:
-        state.close()
+    if state is None:
+        return
+    state.close()
+    # Only an xdist worker has it; xdist sends it once every hook has run.
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if isinstance(workeroutput, dict):
+        workeroutput[_WORKER_OUTPUT] = state.tally().to_wire()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """Keep the tally an xdist worker reported, on the controller.
+
+    An xdist hook, declared optional so that the plugin loads without xdist.
+    """
+    config: pytest.Config = node.config
+    if config.stash.get(_STATE, None) is None:
+        return
+    from runner.pytest_session import Tally
+
+    output = getattr(node, "workeroutput", None)
+    data = output.get(_WORKER_OUTPUT) if isinstance(output, dict) else None
+    tally = Tally.from_wire(data)
+    if tally is not None:
+        config.stash.setdefault(_WORKERS, []).append(tally)
 
 
 def pytest_terminal_summary(
     terminalreporter: pytest.TerminalReporter, config: pytest.Config
 ) -> None:
-    """The runner's warnings, and the tokens fetched (on the controller, none)."""
+    """The runner's warnings and its tokens, of this process and its workers."""
     state = config.stash.get(_STATE, None)
-    if state is None or (not state.connections_used and not state.warnings):
+    if state is None:
         return
-    for warning in state.warnings:
+    from runner.pytest_session import Tally
+
+    tally = Tally.total([state.tally(), *config.stash.get(_WORKERS, [])])
+    for warning in tally.warnings:
+        # Masked here too: a worker's were masked by its own redactor.
         terminalreporter.write_line(
             state.redactor.redact(f"runner: warning: {warning}")
         )
-    if state.connections_used:
-        tokens = state.tokens_fetched
-        line = (
-            f"runner: {state.connections_used} connection"
-            f"{'s' * (state.connections_used != 1)}, "
-            f"{tokens} token{'s' * (tokens != 1)} fetched"
-        )
-        terminalreporter.write_line(line)
+    if tally.connections:
+        terminalreporter.write_line(f"runner: {_tokens_line(tally)}")
+
+
+def _tokens_line(tally: Tally) -> str:
+    """Connections and tokens, in the words of ``runner run``'s summary."""
+    count = len(tally.connections)
+    line = f"{count} connection{'s' * (count != 1)}"
+    if tally.workers:
+        line += f" on {tally.workers} worker{'s' * (tally.workers != 1)}"
+    fetched = tally.tokens_fetched
+    line += f", {fetched} token{'s' * (fetched != 1)} fetched"
+    if tally.token_requests > fetched:
+        line += f" in {tally.token_requests} token requests"
+    if tally.tokens_from_cache:
+        line += f", {tally.tokens_from_cache} from cache"
+    return line
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

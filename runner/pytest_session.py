@@ -11,15 +11,18 @@ worker process has its own, and so its own tokens.
 
 With the demo option it also starts the embedded demo API, on first use:
 the xdist controller collects nothing and so starts no server.
+
+What the user is told at the end (warnings, tokens) is a `Tally`: under
+xdist each worker sends its own to the controller, which adds them up.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from runner.connections import OAuth2Connection
 from runner.errors import InputError
@@ -34,7 +37,7 @@ from runner.tokens import check_token_url
 if TYPE_CHECKING:
     from runner.token_cache import TokenCache
 
-__all__ = ["LoadedFile", "PluginSession"]
+__all__ = ["LoadedFile", "PluginSession", "Tally"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +52,75 @@ class LoadedFile:
 
     suite: LoadedSuite | None
     errors: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Tally:
+    """What a session tells the user at its end, added up over xdist workers.
+
+    Attributes:
+        warnings: The runner's warnings, masked, each once.
+        connections: The keys of the connections that sent requests.
+        tokens_fetched: Tokens the token endpoints issued.
+        token_requests: Token requests sent, retries and refusals included.
+        tokens_from_cache: Tokens read from the token cache instead.
+        workers: The xdist workers added up; 0 without xdist.
+    """
+
+    warnings: tuple[str, ...] = ()
+    connections: frozenset[str] = frozenset()
+    tokens_fetched: int = 0
+    token_requests: int = 0
+    tokens_from_cache: int = 0
+    workers: int = 0
+
+    @classmethod
+    def total(cls, tallies: Iterable[Tally]) -> Tally:
+        """The sum of `tallies`: warnings in order, each once; connections once."""
+        warnings: dict[str, None] = {}
+        connections: set[str] = set()
+        fetched = requests = cached = workers = 0
+        for tally in tallies:
+            warnings.update(dict.fromkeys(tally.warnings))
+            connections |= tally.connections
+            fetched += tally.tokens_fetched
+            requests += tally.token_requests
+            cached += tally.tokens_from_cache
+            workers += tally.workers
+        return cls(
+            tuple(warnings), frozenset(connections), fetched, requests, cached, workers
+        )
+
+    def to_wire(self) -> dict[str, Any]:
+        """Plain values that xdist can send (``config.workeroutput``)."""
+        return {
+            "warnings": list(self.warnings),
+            "connections": sorted(self.connections),
+            "tokens_fetched": self.tokens_fetched,
+            "token_requests": self.token_requests,
+            "tokens_from_cache": self.tokens_from_cache,
+        }
+
+    @classmethod
+    def from_wire(cls, data: object) -> Tally | None:
+        """A worker's tally from `to_wire`'s values; None if they are not that."""
+        if not isinstance(data, dict):
+            return None
+        warnings, connections = data.get("warnings"), data.get("connections")
+        if not isinstance(warnings, list) or not isinstance(connections, list):
+            return None
+        if not all(isinstance(text, str) for text in [*warnings, *connections]):
+            return None
+        counts: list[int] = []
+        for name in ("tokens_fetched", "token_requests", "tokens_from_cache"):
+            count = data.get(name)
+            if not isinstance(count, int) or isinstance(count, bool):
+                return None
+            counts.append(count)
+        fetched, requests, cached = counts
+        return cls(
+            tuple(warnings), frozenset(connections), fetched, requests, cached, 1
+        )
 
 
 class PluginSession:
@@ -99,6 +171,17 @@ class PluginSession:
         """Connections that sent at least one request."""
         return len(self._sessions)
 
+    def tally(self) -> Tally:
+        """What this session tells the user at its end, masked."""
+        sessions = self._sessions.values()
+        return Tally(
+            warnings=tuple(self.redactor.redact(text) for text in self.warnings),
+            connections=frozenset(self._sessions),
+            tokens_fetched=sum(session.tokens_fetched for session in sessions),
+            token_requests=sum(session.token_requests for session in sessions),
+            tokens_from_cache=sum(session.tokens_from_cache for session in sessions),
+        )
+
     def load(self, path: Path) -> LoadedFile:
         """Load and check the suite file at `path`, as ``runner run`` would."""
         templates = self._start()
@@ -144,6 +227,7 @@ class PluginSession:
                 name=connection.name,
                 pool_size=1,
                 token_cache=self._token_cache,
+                stop=self.stop,
             )
             self._resources.callback(session.close)
             self._sessions[connection.key] = session

@@ -229,7 +229,7 @@ def _execute(
     sinks = _Sinks.build(options, out, redactor, stop, plan.suites, start=start)
     _announce(options, plan, sinks.reporter)
     broadcast = _Broadcast(sinks.every, sinks.reporter)
-    sessions = _open_sessions(options, plan, redactor, broadcast)
+    sessions = _open_sessions(options, plan, redactor, broadcast, stop)
     try:
         run = _SuiteRunner(sessions, templates, broadcast, stop)
         interrupted = _run_suites(run, plan.suites, options.concurrency, sinks.live)
@@ -374,7 +374,11 @@ def _announce(options: RunOptions, plan: _Plan, reporter: Reporter) -> None:
 
 
 def _open_sessions(
-    options: RunOptions, plan: _Plan, redactor: Redactor, broadcast: _Broadcast
+    options: RunOptions,
+    plan: _Plan,
+    redactor: Redactor,
+    broadcast: _Broadcast,
+    stop: RunStop,
 ) -> dict[str, ConnectionSession]:
     """One session per connection, shared by every suite that uses it."""
     tracer = None
@@ -393,6 +397,7 @@ def _open_sessions(
             pool_size=options.concurrency,
             tracer=tracer,
             token_cache=token_cache,
+            stop=stop,
         )
         for key, connection in plan.loaded.connections.items()
     }

@@ -29,6 +29,8 @@ from runner.tokens import BearerAuth, TokenManager
 from runner.trace import Tracer
 
 if TYPE_CHECKING:
+    import threading
+
     from runner.token_cache import TokenCache
 
 __all__ = ["ConnectionSession", "Sent", "join_url"]
@@ -88,6 +90,8 @@ class ConnectionSession:
         tracer: Writes every send (``-v``) and, if it says so, every token
             request (``-vv``).
         token_cache: Keeps the OAuth2 token between runs, if given.
+        stop: The run's stop event; ends the token manager's wait for the
+            token cache's lock (see `runner.tokens.TokenManager`).
     """
 
     def __init__(
@@ -100,6 +104,7 @@ class ConnectionSession:
         transport: httpx.BaseTransport | None = None,
         tracer: Tracer | None = None,
         token_cache: TokenCache | None = None,
+        stop: threading.Event | None = None,
     ) -> None:
         self.connection = connection
         self.base_url = str(connection.url)
@@ -115,6 +120,7 @@ class ConnectionSession:
                 name=name,
                 tracer=token_tracer,
                 cache=token_cache,
+                stop=stop,
             )
             auth = BearerAuth(self.tokens, self.base_url)
         # Hooks see every send, the resend after a 401 and redirect hops too.

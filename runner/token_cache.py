@@ -22,10 +22,16 @@ token is ignored and replaced, never trusted.
 
 Concurrency: the ``.lock`` file is held across check-the-entry-then-fetch,
 so runs started together on one machine share one fetch. The wait for it
-is bounded: after `DEFAULT_LOCK_TIMEOUT` seconds a run fetches a token of
-its own rather than hang behind a stuck one. Entries are written to a
-temporary file in the folder and renamed over the old one, so a reader
-sees the old entry or the new one, never half of one.
+is bounded by what the caller says one fetch may take (a token manager:
+its retry budget plus its timeout), after which a run fetches a token of
+its own rather than hang behind a stuck one; it ends at once when the
+caller's stop event is set (Ctrl-C). A lock file holds no data, so one
+that is not private is repaired, not refused: its mode is set back to 0600,
+or, if it is not a regular file of ours, it is replaced. Entries are written
+to a temporary file in the folder and renamed over the old one, so a reader
+sees the old entry or the new one, never half of one. The key is created,
+and a broken one replaced, with ``link()`` while the folder itself is
+flocked, so runs that start together end up with one key.
 
 Known shortcomings:
 
@@ -54,6 +60,7 @@ import math
 import os
 import secrets
 import stat
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -76,10 +83,11 @@ log = logging.getLogger(__name__)
 
 CACHE_DIR_VARIABLE = "RUNNER_CACHE_DIR"
 CACHE_VERSION = 1
-# Long enough for a provider that takes a few seconds, short enough that a
-# run stuck behind a hung one (or a lock left by a stopped process on a
-# network file system) carries on by itself.
+# The wait for a lock when the caller does not say how long its fetch may
+# take; a token manager says (see `TokenCache.entry`).
 DEFAULT_LOCK_TIMEOUT = 10.0
+# Held only for the few system calls that replace a key file.
+_KEY_LOCK_TIMEOUT = 5.0
 
 _KEY_NAME = "key"
 _KEY_BYTES = 32
@@ -132,7 +140,8 @@ class TokenCache:
     Args:
         folder: The prepared folder (see `open`).
         key: The key of the file names.
-        lock_timeout: Seconds to wait for an identity's lock.
+        lock_timeout: Seconds to wait for an identity's lock, whatever the
+            caller of `entry` asks (tests); by default the caller decides.
         clock: Wall-clock seconds since the epoch (tests).
         warn: Called with a one-line message when the cache cannot help
             this time (a lock not had in time).
@@ -143,7 +152,7 @@ class TokenCache:
         folder: Path,
         key: bytes,
         *,
-        lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+        lock_timeout: float | None = None,
         clock: Callable[[], float] = time.time,
         warn: Callable[[str], None] | None = None,
     ) -> None:
@@ -162,7 +171,7 @@ class TokenCache:
         folder: Path | None = None,
         *,
         environ: Mapping[str, str] | None = None,
-        lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+        lock_timeout: float | None = None,
         clock: Callable[[], float] = time.time,
         warn: Callable[[str], None] | None = None,
     ) -> TokenCache | None:
@@ -191,14 +200,30 @@ class TokenCache:
         return cls(folder, key, lock_timeout=lock_timeout, clock=clock, warn=warn)
 
     @contextlib.contextmanager
-    def entry(self, connection: OAuth2Connection) -> Iterator[CacheEntry | None]:
+    def entry(
+        self,
+        connection: OAuth2Connection,
+        *,
+        timeout: float = DEFAULT_LOCK_TIMEOUT,
+        stop: threading.Event | None = None,
+    ) -> Iterator[CacheEntry | None]:
         """Hold `connection`'s lock for the block, and give its entry.
 
-        Yields None when the lock was not had in time or the lock file is
-        not trustworthy: the caller then fetches without the cache.
+        Args:
+            connection: Whose entry.
+            timeout: Seconds to wait for the lock: as long as the fetch of
+                the run holding it may take, so that waiting runs do not all
+                fetch while the provider asks for patience.
+            stop: Ends the wait at once when set (the run is stopping).
+
+        Yields None when the lock was not had in time, the wait was stopped
+        or the lock file cannot be used: the caller then fetches without
+        the cache (or, when stopped, not at all).
         """
         name = _identity(self._key, connection)
-        lock = self._acquire(name)
+        if self._lock_timeout is not None:
+            timeout = self._lock_timeout
+        lock = self._acquire(name, timeout, stop)
         if lock is None:
             yield None
             return
@@ -207,37 +232,41 @@ class TokenCache:
         finally:
             os.close(lock)  # closing the descriptor releases the flock
 
-    def _acquire(self, name: str) -> int | None:
+    def _acquire(
+        self, name: str, timeout: float, stop: threading.Event | None
+    ) -> int | None:
         """The open lock file of `name`, locked; None if not had in time."""
         path = self.folder / f"{name}.lock"
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+            fd = _open_lock_file(path)
         except OSError as error:
-            self._warn(f"token cache: cannot open a lock ({_os_reason(error)})")
+            reason = _os_reason(error)
+            self._warn(
+                f"token cache: lock file {path} cannot be opened ({reason}); "
+                "not using the cache"
+            )
+            return None
+        if isinstance(fd, str):
+            self._warn(f"token cache: lock file {path} {fd}; not using the cache")
             return None
 
         locked = False
         try:
-            problem = _untrusted(os.fstat(fd))
-            if problem is None:
-                os.fchmod(fd, 0o600)  # the umask may have taken the owner's bits
-                locked = _wait_for_flock(fd, self._lock_timeout)
+            locked = _wait_for_flock(fd, timeout, stop)
         except OSError as error:  # flock on a file system that has none, say
-            problem = f"cannot be locked ({_os_reason(error)})"
+            reason = _os_reason(error)
+            self._warn(f"token cache: lock file {path} cannot be locked ({reason})")
+            return None
         finally:
             if not locked:
                 os.close(fd)
 
-        if problem is not None:
-            self._warn(f"token cache: a lock file {problem}; not using the cache")
-            return None
-        if not locked:
+        if not locked and not (stop is not None and stop.is_set()):
             self._warn(
                 f"token cache: another run held the lock for more than "
-                f"{self._lock_timeout:g} s; fetching a token without the cache"
+                f"{timeout:g} s; fetching a token without the cache"
             )
-            return None
-        return fd
+        return fd if locked else None
 
 
 class CacheEntry:
@@ -307,7 +336,8 @@ class CacheEntry:
     def _load(self) -> dict[str, Any] | None:
         """The entry file as a JSON object, or None (missing or unreadable)."""
         try:
-            fd = os.open(self._path, os.O_RDONLY | os.O_NOFOLLOW)
+            # O_NONBLOCK: a FIFO put in place of an entry must not hang the run.
+            fd = os.open(self._path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except FileNotFoundError:
             return None
         except OSError as error:
@@ -410,33 +440,113 @@ def _prepare_folder(folder: Path) -> str | None:
 
 
 def _read_or_make_key(folder: Path) -> bytes | None:
-    """The folder's key, made on first use; a broken one is replaced."""
+    """The folder's key, made on first use; a broken one is replaced.
+
+    Only one run at a time makes or replaces the key (it holds a flock on
+    the folder), and it publishes the new one with link(), which fails if
+    the file exists: runs that start together all end up with one key, and
+    none ever reads half of one.
+    """
     path = folder / _KEY_NAME
-    for _ in range(3):
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-        except FileNotFoundError:
-            # Published with link(), which fails if another run got there
-            # first: every run then uses the first key, never a half one.
+    found = _read_key(path)
+    if isinstance(found, bytes):
+        return found
+
+    with _folder_locked(folder):
+        for _ in range(3):
+            # Again under the lock: another run may have replaced it meanwhile.
+            found = _read_key(path)
+            if isinstance(found, bytes):
+                return found
+            if found is not None:
+                # A new key orphans the old entries, all a broken key deserves.
+                log.info("token cache: replaced a key file that %s", found)
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
             temporary = _write_temporary(folder, secrets.token_bytes(_KEY_BYTES))
             try:
                 os.link(temporary, path)
             except FileExistsError:
-                continue
+                pass  # a run without the lock created one first: use it
             finally:
                 os.unlink(temporary)
-            continue
-        try:
-            problem = _untrusted(os.fstat(fd))
-            key = b"" if problem else os.read(fd, _KEY_BYTES + 1)
-        finally:
-            os.close(fd)
-        if not problem and len(key) == _KEY_BYTES:
-            return key
-        # A new key orphans the old entries, which is all a broken key deserves.
-        log.info("token cache: replaced a key file that %s", problem or "was broken")
-        _write_atomically(folder, _KEY_NAME, secrets.token_bytes(_KEY_BYTES))
     return None
+
+
+def _read_key(path: Path) -> bytes | str | None:
+    """The key in `path`; why it is broken; or None when there is none."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return None
+    except OSError as error:  # a symbolic link (ELOOP), say
+        return _os_reason(error)
+    try:
+        problem = _untrusted(os.fstat(fd))
+        if problem is not None:
+            return problem
+        key = os.read(fd, _KEY_BYTES + 1)
+    finally:
+        os.close(fd)
+    return key if len(key) == _KEY_BYTES else "was broken"
+
+
+@contextlib.contextmanager
+def _folder_locked(folder: Path) -> Iterator[None]:
+    """Hold a flock on `folder` itself for the block, if it can be had.
+
+    Best effort: without the lock (a file system with no flock, a holder
+    stopped in the middle) the key is still published with link(), which
+    keeps concurrent creators to one key; only concurrent replacements of
+    a broken key may then disagree, once.
+    """
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        try:
+            locked = _wait_for_flock(fd, _KEY_LOCK_TIMEOUT)
+        except OSError as error:
+            locked = False
+            log.info("token cache: cannot lock %s (%s)", folder, _os_reason(error))
+        if not locked:
+            log.info("token cache: using %s's key without its lock", folder)
+        yield
+    finally:
+        os.close(fd)  # releases the flock
+
+
+def _open_lock_file(path: Path) -> int | str:
+    """`path` opened for flock, mode 0600; or why it cannot be.
+
+    A lock file holds no data, so one that is not ours to trust is not a
+    reason to give the cache up: a regular file of ours gets its mode back,
+    anything else (a symbolic link, a FIFO, another user's file: the folder
+    is ours and 0700, so only root or an accident puts them there) is
+    removed and created again. It is removed only if it is still the file
+    looked at, since another run may have replaced it already and hold the
+    new one's lock (a few system calls' worth of that race remain).
+    """
+    for _ in range(3):
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        except OSError as error:
+            if not path.is_symlink():
+                raise
+            seen = os.lstat(path)
+            problem = f"was a symbolic link ({_os_reason(error)})"
+        else:
+            seen = os.fstat(fd)
+            if stat.S_ISREG(seen.st_mode) and seen.st_uid == os.getuid():
+                # Also repairs the bits the umask may have taken from the owner.
+                os.fchmod(fd, 0o600)
+                return fd
+            os.close(fd)
+            problem = _untrusted(seen) or "could not be used"
+        with contextlib.suppress(FileNotFoundError):
+            current = os.lstat(path)
+            if (current.st_dev, current.st_ino) == (seen.st_dev, seen.st_ino):
+                log.info("token cache: replaced lock file %s, which %s", path, problem)
+                os.unlink(path)
+    return "cannot be replaced by a private file"
 
 
 def _untrusted(info: os.stat_result) -> str | None:
@@ -480,15 +590,19 @@ def _write_atomically(folder: Path, name: str, data: bytes) -> None:
         raise
 
 
-def _wait_for_flock(fd: int, timeout: float) -> bool:
+def _wait_for_flock(
+    fd: int, timeout: float, stop: threading.Event | None = None
+) -> bool:
     """Take an exclusive flock on `fd` within `timeout` seconds.
 
-    Polled, not blocking: a blocked flock cannot be given a timeout, and
-    polling keeps Ctrl-C working while a run waits.
+    Polled, not blocking: a blocked flock can be given neither a timeout nor
+    a stop. The polls sleep on `stop`, so setting it (Ctrl-C, in a run's
+    worker thread, which no signal reaches) ends the wait at once: False.
     """
     deadline = time.monotonic() + timeout
     delay = _POLL_FIRST
-    while True:
+    pause: Callable[[float], object] = time.sleep if stop is None else stop.wait
+    while stop is None or not stop.is_set():
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             return True
@@ -497,8 +611,9 @@ def _wait_for_flock(fd: int, timeout: float) -> bool:
         left = deadline - time.monotonic()
         if left <= 0:
             return False
-        time.sleep(min(delay, left))
+        pause(min(delay, left))
         delay = min(delay * 2, _POLL_MAX)
+    return False
 
 
 def _read_capped(fd: int) -> bytes | None:

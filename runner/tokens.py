@@ -26,7 +26,10 @@ Across runs: given a `runner.token_cache.TokenCache`, the manager looks
 there first whenever it would fetch (not after a 401), holding the
 identity's file lock while it looks and fetches, and stores each token of
 known lifetime it receives. A token read from the file is registered with
-the redactor at once, like a fetched one.
+the redactor at once, like a fetched one. It waits for that lock as long as
+one fetch of another run may take (its retry budget plus its timeout), and
+no longer than its run: when the run's stop event is set, the wait ends and
+no token is fetched.
 """
 
 from __future__ import annotations
@@ -122,6 +125,14 @@ class _Token:
     lifetime: float | None = None
 
 
+class _Stopped(Exception):
+    """The run stopped while the manager waited to fetch."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
 class _Retryable(Exception):
     """An attempt failed for a reason that may pass (5xx, 429, network)."""
 
@@ -148,6 +159,8 @@ class TokenManager:
         retry: When failed token requests are sent again.
         tracer: Writes each token request and its response (``-vv``).
         cache: Keeps tokens between runs (``--token-cache``); none by default.
+        stop: The run's stop event: once set, a wait for the cache's lock
+            ends with a `TokenError` instead of a fetch.
 
     Raises:
         TokenError: ``token_url`` is refused (see `check_token_url`).
@@ -166,9 +179,11 @@ class TokenManager:
         retry: RetryPolicy | None = None,
         tracer: Tracer | None = None,
         cache: TokenCache | None = None,
+        stop: threading.Event | None = None,
     ) -> None:
         self.name = name
         self._cache = cache
+        self._stop = stop
         self._tracer = tracer
         self._trace_title = f"connection {name!r}: token request"
         self._connection = connection
@@ -186,6 +201,12 @@ class TokenManager:
         self._margin = margin
         self._retry = retry or RetryPolicy()
         self._rng = random.Random()
+        timeout = connection.timeout
+        # Another run holding the cache's lock may be this long on one fetch:
+        # attempts start up to `total` seconds in, the last one may take the
+        # whole timeout. A shorter wait would have every waiting run fetch
+        # just while the provider asked them to back off.
+        self._lock_wait = self._retry.total + timeout
 
         # RFC 6749 section 4.4.2: the same form on every fetch.
         authentication = client_authentication(connection)
@@ -209,7 +230,7 @@ class TokenManager:
             transport=transport,
             follow_redirects=False,
             verify=shared_ssl_context(connection.verify_ssl),
-            timeout=connection.timeout,
+            timeout=timeout,
         )
 
         self._lock = threading.Lock()
@@ -322,6 +343,9 @@ class TokenManager:
                 token = self._fetch_with_retries()
             else:
                 token = self._fetch_through_cache(cache, renewal, rejected)
+        except _Stopped as stopped:
+            # Not remembered as the connection's failure: nothing failed.
+            raise TokenError(stopped.message, connection=self.name) from None
         except TokenError as error:
             self._token = None
             self._failure = error
@@ -344,7 +368,10 @@ class TokenManager:
         together share one fetch. After a 401 (`renewal`) the cache is not
         read: its token is the one refused, and the fetched one replaces it.
         """
-        with cache.entry(self._connection) as entry:
+        stop = self._stop
+        with cache.entry(self._connection, timeout=self._lock_wait, stop=stop) as entry:
+            if entry is None and stop is not None and stop.is_set():
+                raise _Stopped("the run is stopping; no token was fetched")
             if entry is None:  # the lock was not had in time
                 return self._fetch_with_retries()
 
@@ -402,7 +429,12 @@ class TokenManager:
                 raise self._error(message)
 
             log.info("connection %s: %s; retrying in %.1f s", self.name, reason, delay)
-            self._sleep(delay)
+            # On the run's stop event, when there is one: Ctrl-C or
+            # --fail-fast end the wait at once.
+            if self._stop is None:
+                self._sleep(delay)
+            elif self._stop.wait(delay):
+                raise _Stopped("the run is stopping; no token was fetched")
 
     def _attempt(self) -> _Token:
         """Send one token request and read its answer."""

@@ -428,6 +428,131 @@ def test_plugin_under_xdist_with_the_token_cache_fetches_one_token(
     assert server.token_requests == 1
 
 
+def test_plugin_no_token_cache_option_overrides_the_ini_value(
+    project: pytest.Pytester,
+    server: FixtureServer,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    monkeypatch.setenv("RUNNER_CACHE_DIR", str(tmp_path / "cache"))
+    project.makefile(".ini", pytest=INI + "runner_token_cache = true\n")
+    _write(project.path, "suites/one.yaml", CHAIN)
+
+    first = project.runpytest("--runner-no-token-cache")
+    second = project.runpytest("--runner-no-token-cache")
+
+    first.assert_outcomes(passed=3)
+    second.assert_outcomes(passed=3)
+    assert server.token_requests == 2
+    assert not (tmp_path / "cache").exists()
+    second.stdout.fnmatch_lines(["runner: 1 connection, 1 token fetched"])
+
+
+def test_plugin_loads_and_runs_without_xdist(
+    project: pytest.Pytester, server: FixtureServer
+) -> None:
+    """The xdist hook it implements is optional: no error when xdist is absent."""
+    _write(project.path, "suites/chain.yaml", CHAIN)
+
+    result = project.runpytest("-p", "no:xdist")
+
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(["runner: 1 connection, 1 token fetched"])
+
+
+def test_plugin_under_xdist_prints_the_workers_warnings_and_tokens(
+    project: pytest.Pytester,
+    server: FixtureServer,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """Each worker's warnings (once each) and the sum of their tokens."""
+    cache = tmp_path / "cache"
+    (cache / "tokens").mkdir(parents=True)
+    (cache / "tokens").chmod(0o777)  # refused by every worker: warned once
+    monkeypatch.setenv("RUNNER_CACHE_DIR", str(cache))
+    connection = project.path / "connection.yaml"
+    connection.write_text(connection.read_text() + "verify_ssl: false\n")
+    for name in ("one", "two", "three", "four"):
+        _write(project.path, f"suites/{name}.yaml", CHAIN.replace("chain", name))
+
+    result = project.runpytest_subprocess(
+        "-n", "2", "-p", "xdist", "--runner-token-cache", timeout=120
+    )
+
+    result.assert_outcomes(passed=12)
+    output = _output(result)
+    warnings = [line for line in result.outlines if "runner: warning:" in line]
+    assert warnings == [
+        f"runner: warning: token cache: {cache / 'tokens'} may be written by other "
+        "users (mode 777); tokens are not cached this run",
+        "runner: warning: connection: verify_ssl is false; TLS certificates are "
+        "not checked, the token endpoint's included",
+    ], output
+    result.stdout.fnmatch_lines(["runner: 1 connection on 2 workers, 2 tokens fetched"])
+    assert server.token_requests == 2
+    assert server.client_secret not in output
+
+
+def test_plugin_under_xdist_counts_tokens_read_from_the_cache(
+    project: pytest.Pytester,
+    server: FixtureServer,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    monkeypatch.setenv("RUNNER_CACHE_DIR", str(tmp_path / "cache"))
+    for name in ("one", "two", "three", "four"):
+        _write(project.path, f"suites/{name}.yaml", CHAIN.replace("chain", name))
+    args = ("-n", "2", "-p", "xdist", "--runner-token-cache")
+
+    first = project.runpytest_subprocess(*args, timeout=120)
+    second = project.runpytest_subprocess(*args, timeout=120)
+
+    first.assert_outcomes(passed=12)
+    second.assert_outcomes(passed=12)
+    second.stdout.fnmatch_lines(
+        ["runner: 1 connection on 2 workers, 0 tokens fetched, 2 from cache"]
+    )
+    assert server.token_requests == 1
+
+
+def test_plugin_under_xdist_loadscope_keeps_suites_with_colons_in_names_whole(
+    project: pytest.Pytester, server: FixtureServer
+) -> None:
+    """loadscope groups by the node id up to its last "::": none in a name."""
+    suite = """\
+        connection: ../connection.yaml
+        requests:
+          - name: "one::make"
+            url: things
+            capture: {made: response.json.path}
+          - name: "two::use"
+            url: "seen{{ made }}"
+            expect:
+              that: ["response.json.path == '/api/seen/api/things'"]
+        """
+    for name in ("one", "two"):
+        _write(project.path, f"suites/{name}.yaml", suite)
+
+    result = project.runpytest_subprocess(
+        "-n", "2", "-p", "xdist", "--dist", "loadscope", "-v", timeout=120
+    )
+
+    result.assert_outcomes(passed=4)
+    lookalike = "\N{PROPORTION}"
+    result.stdout.fnmatch_lines([f"*PASSED suites/one.yaml::two{lookalike}use*"])
+    assert server.api_requests == 4
+
+
+def test_item_name_replaces_node_id_separators_with_a_lookalike() -> None:
+    lookalike = "\N{PROPORTION}"
+    name = runner.pytest_items.item_name
+
+    assert name("GET http://[::1]:8080/a") == f"GET http://[{lookalike}1]:8080/a"
+    assert name("a:::b") == f"a{lookalike}:b"
+    assert name("plain: name") == "plain: name"
+
+
 @pytest.mark.parametrize("dist", ["worksteal", "loadgroup"])
 def test_plugin_refuses_xdist_modes_that_would_split_suites(
     project: pytest.Pytester, dist: str

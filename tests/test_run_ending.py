@@ -31,7 +31,7 @@ import runner.junit
 from runner.cli import main
 from runner.exits import ExitStatus
 from runner.running import RunOptions, execute
-from tests.oauth_servers import FixtureServer, SecretWatch
+from tests.oauth_servers import FixtureServer, Reply, SecretWatch
 
 SECRET_ENV = "RUNNER_TEST_CLIENT_SECRET"
 XSD = Path(__file__).parent / "schemas" / "junit-10.xsd"
@@ -360,3 +360,43 @@ def test_junit_and_report_naming_one_file_exit_2_before_sending(
     )
     assert server.token_requests == 0 and server.api_requests == 0
     assert not (tmp_path / "same.out").exists()
+
+
+def test_fail_fast_ends_a_token_retry_wait_and_skips_its_request(
+    watch: SecretWatch, server: FixtureServer, tmp_path: Path
+) -> None:
+    """The token endpoint asked for 20 s; the other suite's failure ends that."""
+    server.replies.append(Reply.json(503, {}, {"Retry-After": "20"}))
+    _write(
+        tmp_path / "waits.yaml",
+        """\
+        name: waits
+        connection: connection.yaml
+        requests:
+          - {name: needs a token, url: items}
+        """,
+    )
+    plain = tmp_path / "plain.yaml"
+    _write(plain, f"url: {server.url}/nowhere\n")
+    _write(
+        tmp_path / "fails.yaml",
+        """\
+        name: fails
+        connection: plain.yaml
+        requests:
+          - {name: broken, url: x, delay: 300}
+        """,
+    )
+
+    started = time.monotonic()
+    status, out, _ = _run(
+        watch, "--fail-fast", "--concurrency", "2", "waits.yaml", "fails.yaml"
+    )
+
+    assert status == ExitStatus.FAILED
+    assert time.monotonic() - started < 10
+    assert server.token_requests == 1
+    lines = _lines(out)
+    waited = next(line for line in lines if "waits > needs a token" in line)
+    assert waited.startswith("SKIP"), out
+    assert "not sent: --fail-fast after a failure in fails > broken" in out

@@ -10,6 +10,7 @@ manager without a cache is tested in test_tokens.py.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import io
 import json
@@ -18,16 +19,19 @@ import stat
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+import runner.token_cache
 from runner.cli import main
+from runner.errors import TokenError
 from runner.secrets import Redactor
 from runner.token_cache import TokenCache, default_cache_folder
-from runner.tokens import TokenManager
+from runner.tokens import RetryPolicy, TokenManager
 from tests.oauth_servers import ABSENT, FixtureServer, SecretWatch, connection_for
 
 SECRET_ENV = "RUNNER_TEST_CLIENT_SECRET"
@@ -489,3 +493,229 @@ def test_lock_held_past_the_timeout_fetches_without_the_cache(
     # Not written without the lock: the entry still holds the first token.
     (entry,) = folder.glob("*.json")
     assert json.loads(entry.read_text())["access_token"] == server.issued[0]
+
+
+@contextlib.contextmanager
+def _hold(path: Path) -> Iterator[None]:
+    """Hold the flock of `path` as another run would (another open file)."""
+    with path.open("rb") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        yield
+
+
+def test_lock_wait_ends_at_once_when_the_run_stops_and_fetches_nothing(
+    watch: SecretWatch, tmp_path: Path
+) -> None:
+    """Ctrl-C sets the run's stop event; a worker waiting for the lock sees it."""
+    server = watch.fixture_server()
+    warnings: list[str] = []
+    folder = tmp_path / "tokens"
+    cache = TokenCache.open(folder, lock_timeout=30, warn=warnings.append)
+    assert cache is not None
+    watch.manager(server, cache=cache).token()
+    (lock_path,) = folder.glob("*.lock")
+    stop = threading.Event()
+    manager = watch.manager(server, cache=cache, stop=stop)
+    errors: list[TokenError] = []
+
+    def wait_for_a_token() -> None:
+        try:
+            manager.token()
+        except TokenError as error:
+            errors.append(error)
+
+    worker = threading.Thread(target=wait_for_a_token)
+    with _hold(lock_path):
+        worker.start()
+        time.sleep(0.3)  # the worker is waiting for the lock by now
+        assert worker.is_alive()
+        stopped_at = time.monotonic()
+        stop.set()
+        worker.join(timeout=5)
+        waited = time.monotonic() - stopped_at
+
+    assert not worker.is_alive() and waited < 1.0
+    assert [error.message for error in errors] == [
+        "the run is stopping; no token was fetched"
+    ]
+    assert server.token_requests == 1  # the first manager's, nothing since
+    assert manager.failure is None  # a stop is not the connection's failure
+    assert warnings == []
+
+
+def test_lock_wait_lasts_the_managers_retry_budget_plus_its_timeout(
+    watch: SecretWatch, tmp_path: Path
+) -> None:
+    """Derived from the manager (0.4 s + 0.3 s here), not a fixed 10 s."""
+    server = watch.fixture_server()
+    warnings: list[str] = []
+    folder = tmp_path / "tokens"
+    cache = TokenCache.open(folder, warn=warnings.append)
+    assert cache is not None
+    watch.manager(server, cache=cache).token()
+    (lock_path,) = folder.glob("*.lock")
+    manager = watch.manager(
+        server, cache=cache, retry=RetryPolicy(total=0.4), timeout=0.3
+    )
+
+    with _hold(lock_path):
+        started = time.monotonic()
+        token = manager.token()
+        waited = time.monotonic() - started
+
+    assert token == server.issued[1]
+    assert 0.6 <= waited < 3.0
+    assert warnings == [
+        "token cache: another run held the lock for more than 0.7 s; fetching "
+        "a token without the cache"
+    ]
+
+
+def test_default_lock_wait_outlasts_a_fetch_with_all_its_retries(
+    watch: SecretWatch, tmp_path: Path
+) -> None:
+    """Another run fetching for 1.5 s (backing off, say) is waited for."""
+    server = watch.fixture_server()
+    folder = tmp_path / "tokens"
+    cache = TokenCache.open(folder)
+    assert cache is not None
+    first = watch.manager(server, cache=cache)
+    first.token()
+    (lock_path,) = folder.glob("*.lock")
+    (entry,) = folder.glob("*.json")
+    entry.unlink()
+    # A short retry budget, so that a wait of the old fixed length would
+    # not be the reason this passes.
+    waiting = watch.manager(
+        server, cache=cache, retry=RetryPolicy(total=1.0), timeout=1.0
+    )
+
+    def other_run_fetches() -> None:
+        with _hold(lock_path):
+            time.sleep(1.5)
+            with TokenManager(
+                connection_for(server), watch.redactor, name="other"
+            ) as other:
+                token = other.token()
+            document = {
+                "version": runner.token_cache.CACHE_VERSION,
+                "identity": entry.stem,
+                "access_token": token,
+                "expires_at": time.time() + 3000,
+                "lifetime": 3600,
+            }
+            runner.token_cache._write_atomically(
+                folder, entry.name, json.dumps(document).encode()
+            )
+
+    holder = threading.Thread(target=other_run_fetches)
+    holder.start()
+    time.sleep(0.2)
+    try:
+        token = waiting.token()
+    finally:
+        holder.join(timeout=10)
+
+    assert token == server.issued[1] and server.token_requests == 2
+    assert waiting.tokens_from_cache == 1 and waiting.tokens_issued == 0
+
+
+def _readable_lock(path: Path) -> None:
+    path.chmod(0o644)
+
+
+def _symlinked_lock(path: Path) -> None:
+    target = path.with_name("elsewhere")
+    target.write_text("")
+    path.unlink()
+    path.symlink_to(target)
+
+
+def _fifo_lock(path: Path) -> None:
+    path.unlink()
+    os.mkfifo(path, 0o600)
+
+
+@pytest.mark.parametrize(
+    "spoil", [_readable_lock, _symlinked_lock, _fifo_lock, _another_owner]
+)
+def test_lock_file_that_is_not_private_is_repaired_and_the_cache_used(
+    server: FixtureServer,
+    cache_dir: Path,
+    tmp_path: Path,
+    spoil: Callable[[Path], None],
+) -> None:
+    """A lock holds no data: repaired, not a reason to give the cache up."""
+    suite = _suite(tmp_path, server)
+    assert _run(str(suite))[0] == 0
+    (lock,) = (cache_dir / "tokens").glob("*.lock")
+    spoil(lock)
+
+    status, out = _run(str(suite))
+    again_status, again = _run(str(suite))
+
+    assert status == 0 and again_status == 0, out + again
+    assert "warning" not in out + again
+    assert "0 tokens fetched, 1 from cache" in out.splitlines()[-1]
+    assert server.token_requests == 1
+    info = lock.lstat()
+    assert stat.S_ISREG(info.st_mode) and stat.S_IMODE(info.st_mode) == 0o600
+    assert info.st_uid == os.getuid()
+    elsewhere = cache_dir / "tokens" / "elsewhere"
+    assert not elsewhere.exists() or elsewhere.read_text() == ""
+
+
+def test_lock_file_that_cannot_be_replaced_is_named_in_the_warning(
+    server: FixtureServer, cache_dir: Path, tmp_path: Path
+) -> None:
+    suite = _suite(tmp_path, server)
+    assert _run(str(suite))[0] == 0
+    (lock,) = (cache_dir / "tokens").glob("*.lock")
+    lock.unlink()
+    lock.mkdir()  # a folder cannot be opened for writing, nor unlinked
+
+    status, out = _run(str(suite))
+
+    assert status == 0, out
+    assert f"warning: token cache: lock file {lock} " in out
+    assert server.token_requests == 2
+
+
+def test_broken_key_replaced_by_two_runs_at_once_ends_with_one_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both runs see the broken key before either replaces it; one key wins."""
+    folder = tmp_path / "tokens"
+    assert TokenCache.open(folder) is not None
+    (folder / "key").write_bytes(b"short")
+    seen = threading.Barrier(2, timeout=5)
+    first_look: set[int] = set()
+    untrusted = runner.token_cache._untrusted
+
+    def both_look_first(info: os.stat_result) -> str | None:
+        # Each thread's first look at the key waits for the other's; then
+        # one of them is slow, so the other has replaced the key before it.
+        me = threading.get_ident()
+        if me not in first_look:
+            first_look.add(me)
+            if seen.wait() == 0:
+                time.sleep(0.3)
+        return untrusted(info)
+
+    monkeypatch.setattr(runner.token_cache, "_untrusted", both_look_first)
+    keys: list[bytes] = []
+
+    def open_cache() -> None:
+        cache = TokenCache.open(folder)
+        assert cache is not None
+        keys.append(cache._key)
+
+    threads = [threading.Thread(target=open_cache) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+
+    assert len(keys) == 2 and keys[0] == keys[1]
+    assert (folder / "key").read_bytes() == keys[0]
+    assert sorted(path.name for path in folder.iterdir()) == ["key"]
