@@ -24,15 +24,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runner.connections import OAuth2Connection
-from runner.errors import InputError
 from runner.exchange import RequestSender
 from runner.loading import LoadedConnection, LoadedSuite, load_paths
+from runner.preflight import tls_warnings, unsafe_token_urls
 from runner.secrets import Redactor, masked_logs
 from runner.sending import ConnectionSession
 from runner.stopping import RunStop
 from runner.templates import Templates
-from runner.tokens import check_token_url
 
 if TYPE_CHECKING:
     from runner.token_cache import TokenCache
@@ -194,24 +192,14 @@ class PluginSession:
             for_run=True,
         )
         errors = list(loaded.errors)
-        errors += [
-            InputError(problem, connection.location)
-            for connection in loaded.connections.values()
-            if isinstance(connection.model, OAuth2Connection)
-            and (problem := check_token_url(connection.model)) is not None
-        ]
+        errors += unsafe_token_urls(loaded.connections.values())
         if errors or not loaded.suites:
             rendered = tuple(self.redactor.redact(error.render()) for error in errors)
             return LoadedFile(None, rendered)
 
-        for connection in loaded.connections.values():
-            if not connection.model.verify_ssl:
-                warning = (
-                    f"{connection.name}: verify_ssl is false; TLS certificates "
-                    "are not checked, the token endpoint's included"
-                )
-                if warning not in self.warnings:
-                    self.warnings.append(warning)
+        for warning in tls_warnings(loaded.connections.values()):
+            if warning not in self.warnings:
+                self.warnings.append(warning)
         return LoadedFile(loaded.suites[0])
 
     def sender(self, connection: LoadedConnection) -> RequestSender:

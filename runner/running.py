@@ -41,7 +41,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, TextIO
 
 from runner.annotations import GitHubAnnotations, annotations_wanted, workspace
-from runner.connections import OAuth2Connection
 from runner.errors import InputError
 from runner.exchange import RequestSender, SuiteProgress, skipped_outcomes
 from runner.exits import ExitStatus
@@ -61,6 +60,7 @@ from runner.output import (
     TextSink,
     use_color,
 )
+from runner.preflight import tls_warnings, unsafe_token_urls
 from runner.progress import LiveCount, use_progress
 from runner.reportfiles import check_output_path
 from runner.secrets import Redactor, masked_logs
@@ -68,7 +68,6 @@ from runner.selection import Selected, Shard, select
 from runner.sending import ConnectionSession
 from runner.stopping import FailFast, RunStop
 from runner.templates import Templates
-from runner.tokens import check_token_url
 from runner.trace import Tracer
 from runner.validation import did_you_mean
 from runner.workers import Workers
@@ -298,12 +297,7 @@ def _load_and_check(
         err.write("no suite files found; nothing was sent\n")
         return None
 
-    url_errors = [
-        InputError(problem, connection.location)
-        for connection in loaded.connections.values()
-        if isinstance(connection.model, OAuth2Connection)
-        and (problem := check_token_url(connection.model)) is not None
-    ]
+    url_errors = unsafe_token_urls(loaded.connections.values())
     for error in url_errors:
         err.write(redactor.redact(error.render()) + "\n")
     return None if url_errors else loaded
@@ -365,12 +359,8 @@ def _announce(options: RunOptions, plan: _Plan, reporter: Reporter) -> None:
         reporter.message(
             f"shard {options.shard}: {len(plan.suites)} of {plan.picked} suite files"
         )
-    for connection in plan.loaded.connections.values():
-        if not connection.model.verify_ssl:
-            reporter.message(
-                f"warning: {connection.name}: verify_ssl is false; TLS certificates "
-                "are not checked, the token endpoint's included"
-            )
+    for warning in tls_warnings(plan.loaded.connections.values()):
+        reporter.message(f"warning: {warning}")
 
 
 def _open_sessions(
