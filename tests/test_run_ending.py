@@ -92,14 +92,6 @@ class HangingServer:
 
 
 @pytest.fixture
-def watch(
-    caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
-) -> Iterator[SecretWatch]:
-    with SecretWatch(caplog, capsys) as secret_watch:
-        yield secret_watch
-
-
-@pytest.fixture
 def server(
     watch: SecretWatch, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> FixtureServer:

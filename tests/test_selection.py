@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,14 +19,6 @@ from runner.selection import Shard
 from tests.oauth_servers import FixtureServer, SecretWatch
 
 SECRET_ENV = "RUNNER_TEST_CLIENT_SECRET"
-
-
-@pytest.fixture
-def watch(
-    caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
-) -> Iterator[SecretWatch]:
-    with SecretWatch(caplog, capsys) as secret_watch:
-        yield secret_watch
 
 
 @pytest.fixture

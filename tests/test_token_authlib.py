@@ -9,8 +9,6 @@ issued. The fault cases use our own fixture server (test_tokens.py).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from runner.errors import TokenError
@@ -19,12 +17,8 @@ from tests.oauth_servers import AuthlibClient, SecretWatch
 METHODS = ["client_secret_basic", "client_secret_post"]
 
 
-@pytest.fixture(autouse=True)
-def watch(
-    caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
-) -> Iterator[SecretWatch]:
-    with SecretWatch(caplog, capsys) as watch:
-        yield watch
+# Every test is watched for leaked secrets (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("watch")
 
 
 @pytest.mark.parametrize("auth_method", METHODS)

@@ -409,14 +409,6 @@ def test_cache_folder_defaults_to_the_xdg_cache_home_unless_overridden() -> None
 # The token manager with a cache, alone ----------------------------------------
 
 
-@pytest.fixture
-def watch(
-    caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
-) -> Iterator[SecretWatch]:
-    with SecretWatch(caplog, capsys) as watch:
-        yield watch
-
-
 class WallClock:
     """A wall clock the test moves by hand."""
 

@@ -25,12 +25,8 @@ REQUESTS = 500
 WORKERS = 64
 
 
-@pytest.fixture(autouse=True)
-def watch(
-    caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
-) -> Iterator[SecretWatch]:
-    with SecretWatch(caplog, capsys) as watch:
-        yield watch
+# Every test is watched for leaked secrets (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("watch")
 
 
 class Interrupted(BaseException):

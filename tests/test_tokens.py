@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import email.utils
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -37,12 +36,8 @@ APPENDIX_B_CREDENTIAL = (
 FAST = RetryPolicy(base_delay=0.01, max_delay=0.05, total=5.0)
 
 
-@pytest.fixture(autouse=True)
-def watch(
-    caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
-) -> Iterator[SecretWatch]:
-    with SecretWatch(caplog, capsys) as watch:
-        yield watch
+# Every test is watched for leaked secrets (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("watch")
 
 
 class FakeClock:
