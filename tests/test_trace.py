@@ -183,7 +183,7 @@ def test_blocks_of_concurrent_suites_do_not_interleave(
         lines = block.splitlines()[1:]
         # Each block: its request lines, then its response lines, then the
         # PASS line of some request (and the summary after the last one).
-        traced = [line[:1] in "<>" for line in lines]
+        traced = [line[:1] in ("<", ">") for line in lines]
         end = traced.index(False)
         assert all(traced[:end]) and not any(traced[end:]), block
         assert lines[end].startswith("PASS  s > r"), block
