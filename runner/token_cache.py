@@ -68,6 +68,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.connections import OAuth2Connection
+from runner.tokens import MAX_LIFETIME_SECONDS
 
 __all__ = [
     "CACHE_DIR_VARIABLE",
@@ -92,8 +93,6 @@ _KEY_LOCK_TIMEOUT = 5.0
 _KEY_NAME = "key"
 _KEY_BYTES = 32
 _MAX_ENTRY_BYTES = 16 * 1024
-# Ten years, as in runner.tokens: a longer lifetime is not one.
-_MAX_LIFETIME = 10 * 365.25 * 24 * 3600.0
 # RFC 6750 section 2.1: what an Authorization header can carry.
 _HEADER_VISIBLE = frozenset(chr(code) for code in range(0x21, 0x7F))
 _POLL_FIRST, _POLL_MAX = 0.01, 0.1
@@ -381,7 +380,7 @@ class CacheEntry:
             return "no usable access_token"
         lifetime = _number(document.get("lifetime"))
         expires_at = _number(document.get("expires_at"))
-        if lifetime is None or not 0 < lifetime <= _MAX_LIFETIME:
+        if lifetime is None or not 0 < lifetime <= MAX_LIFETIME_SECONDS:
             return "no usable lifetime"
         if expires_at is None:
             return "no usable expiry"
