@@ -24,6 +24,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl, SecretStr
 
+from runner.secrets import MASK
+
 __all__ = [
     "CONNECTION_TYPES",
     "DEFAULT_RETRY_DELAY_MS",
@@ -206,6 +208,19 @@ class HttpConnection(BaseModel):
         ),
         examples=[{"times": 3, "delay": 500, "on": [429, 503]}],
     )
+
+    def __getstate__(self) -> dict[Any, Any]:
+        """The pickled state, every secret field masked (SPEC, "Secrets").
+
+        A connection unpickled from it keeps ``***`` for its secrets: it can
+        be shown, not used to authenticate.
+        """
+        state = super().__getstate__()
+        values = dict(state["__dict__"])
+        for name, value in values.items():
+            if isinstance(value, SecretStr):
+                values[name] = SecretStr(MASK)
+        return {**state, "__dict__": values}
 
 
 class OAuth2Connection(HttpConnection):

@@ -40,7 +40,7 @@ from runner.connections import (
 from runner.errors import InputError, InputErrors, Location, TemplateError
 from runner.expectations import CompiledExpect
 from runner.retrying import RetryPlan
-from runner.secrets import Redactor
+from runner.secrets import NeverPickled, Redactor
 from runner.suites import Expect, Request, RequestRetry, Suite
 from runner.templates import Expression, Templates, is_template
 from runner.validation import (
@@ -114,7 +114,7 @@ class LoadedRequest:
 
 
 @dataclass(frozen=True, slots=True)
-class LoadedSuite:
+class LoadedSuite(NeverPickled):
     """A suite ready to run.
 
     Attributes:

@@ -18,6 +18,7 @@ import logging
 import re
 import threading
 from collections.abc import Iterable, Iterator
+from typing import NoReturn, SupportsIndex
 from urllib.parse import quote, quote_plus
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "MASK",
     "MIN_SECRET_LENGTH",
     "SENSITIVE_HEADERS",
+    "NeverPickled",
     "RedactingFilter",
     "Redactor",
     "masked_logs",
@@ -73,7 +75,22 @@ def _encoded_forms(value: str) -> set[str]:
     return {form for form in forms if len(form) >= MIN_SECRET_LENGTH}
 
 
-class Redactor:
+class NeverPickled:
+    """A base for the objects that hold secrets: none of them reaches a pickle.
+
+    SPEC ("Secrets"): secrets never appear in anything the runner writes,
+    pickles included. Pickling one of these raises `TypeError` at once,
+    rather than writing its secrets to wherever the pickle goes.
+    """
+
+    __slots__ = ()
+
+    def __reduce_ex__(self, protocol: SupportsIndex) -> NoReturn:
+        message = f"{type(self).__name__} holds secrets and is never pickled"
+        raise TypeError(message)
+
+
+class Redactor(NeverPickled):
     """Replaces every registered secret, in any of its encoded forms, by ``***``.
 
     Thread-safe: tokens are registered by the token managers while other

@@ -22,7 +22,7 @@ import httpx
 
 from runner.connections import HttpConnection, OAuth2Connection, StaticConnection
 from runner.errors import SendError
-from runner.secrets import Redactor
+from runner.secrets import NeverPickled, Redactor
 from runner.static_auth import StaticAuth
 from runner.tls import shared_ssl_context
 from runner.tokens import BearerAuth, TokenManager
@@ -75,7 +75,7 @@ class Sent:
     elapsed_ms: float
 
 
-class ConnectionSession:
+class ConnectionSession(NeverPickled):
     """The client (and, for OAuth2, the token manager) of one connection.
 
     OAuth2 connections authenticate with `BearerAuth`; ``basic``, ``bearer``

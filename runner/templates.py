@@ -38,7 +38,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import missing
 
 from runner.errors import TemplateError
-from runner.secrets import Redactor
+from runner.secrets import NeverPickled, Redactor
 
 __all__ = ["Expression", "Templates", "is_template"]
 
@@ -78,7 +78,7 @@ class _Undefined(StrictUndefined):
         return super()._undefined_message
 
 
-class _EnvView(Mapping[str, str]):
+class _EnvView(NeverPickled, Mapping[str, str]):
     """The environment as templates see it; every value read becomes a secret."""
 
     __slots__ = ("_redactor", "_registered", "_values")
@@ -290,7 +290,7 @@ def _syntax_error(kind: str, exc: TemplateSyntaxError, source: str) -> TemplateE
 _Compiled = Expression | Template
 
 
-class Templates:
+class Templates(NeverPickled):
     """Sandboxed jinja2 for one run: renders values and compiles expressions.
 
     The environment is jinja2's `ImmutableSandboxedEnvironment` with a strict

@@ -57,7 +57,7 @@ from runner.connections import OAuth2Connection
 from runner.errors import TokenError
 from runner.origins import origin as _origin
 from runner.retry_after import parse_retry_after
-from runner.secrets import Redactor
+from runner.secrets import NeverPickled, Redactor
 from runner.tls import shared_ssl_context
 from runner.trace import Tracer
 
@@ -142,7 +142,7 @@ class _Retryable(Exception):
         self.retry_after = retry_after
 
 
-class TokenManager:
+class TokenManager(NeverPickled):
     """The access token of one OAuth2 connection, fetched once and shared.
 
     Args:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import pickle
 import re
 import subprocess
 import sys
@@ -189,3 +190,37 @@ def test_loaded_suite_with_an_inline_connection_keeps_env_values_out_of_reprs(
     }
     for text in (repr(result), repr(suite), *map(repr, suite.requests)):
         assert from_env not in text
+
+
+def test_no_secret_reaches_a_pickle(tmp_path: Path) -> None:
+    """SPEC: secrets never reach a pickle. Models mask them; holders refuse."""
+    literal = "pickled-client-s3cret"
+    from_env = "pickled-env-s3cret"
+    (tmp_path / "c.yaml").write_text(
+        "url: https://api.example.com\ntoken_url: https://auth.example.com/t\n"
+        f"client_id: me\nclient_secret: {literal}\n"
+    )
+    (tmp_path / "s.yaml").write_text(
+        "connection: c.yaml\nvars: {key: '{{ env.API_KEY }}'}\n"
+        "requests:\n  - url: '{{ key }}'\n"
+    )
+    redactor = Redactor()
+    env = {"API_KEY": from_env}
+    templates = Templates(env, redactor)
+    result = load_paths(
+        [tmp_path / "s.yaml"],
+        env=env,
+        variables={},
+        redactor=redactor,
+        templates=templates,
+        for_run=True,
+    )
+    assert not result.errors
+    (connection,) = result.connections.values()
+
+    pickled = pickle.dumps(connection.model)
+    assert literal.encode() not in pickled
+    assert pickle.loads(pickled).client_secret.get_secret_value() == "***"
+    for holder in (redactor, templates, result.suites[0]):
+        with pytest.raises(TypeError, match="holds secrets and is never pickled"):
+            pickle.dumps(holder)
