@@ -237,5 +237,6 @@ class RequestSender:
         try:
             captured = evaluate_captures(request.captures, response, names)
         except TemplateError as error:
-            return outcome(State.FAILED, f"capture: {error.message}", **timing), {}
+            # The message names the capture: "capture 'id' (response.json.id): ..."
+            return outcome(State.FAILED, error.message, **timing), {}
         return outcome(State.PASSED, **timing), captured
