@@ -66,6 +66,27 @@ def _shard(text: str) -> object:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+def _add_inputs(command: argparse.ArgumentParser, paths_help: str) -> None:
+    """The inputs `run` and `check` share: paths, env files, variables."""
+    command.add_argument("paths", nargs="+", metavar="PATH", type=Path, help=paths_help)
+    command.add_argument(
+        "--env-file",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="NAME=VALUE lines added to what templates see as env (repeatable)",
+    )
+    command.add_argument(
+        "--var",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        dest="variables",
+        help="a value for templates, over the suites' vars (repeatable)",
+    )
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="runner",
@@ -74,19 +95,21 @@ def _build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", help="send the suites")
-    run.add_argument("paths", nargs="+", metavar="PATH", type=Path)
-    run.add_argument("--env-file", type=Path, action="append", default=[])
+    _add_inputs(run, "the suite files to send, and folders of them")
     run.add_argument(
-        "--var", action="append", default=[], metavar="NAME=VALUE", dest="variables"
+        "--concurrency",
+        type=_positive_int,
+        default=4,
+        metavar="N",
+        help="suites in flight at once (default 4)",
     )
-    run.add_argument("--concurrency", type=_positive_int, default=4, metavar="N")
     run.add_argument(
         "--junit", type=Path, default=None, metavar="FILE", help="write JUnit XML"
     )
     run.add_argument(
         "--report", type=Path, default=None, metavar="FILE", help="write a JSON report"
     )
-    run.add_argument("--no-color", action="store_true")
+    run.add_argument("--no-color", action="store_true", help="never use colour")
     run.add_argument(
         "--tag",
         type=_tag,
@@ -127,23 +150,28 @@ def _build_parser() -> argparse.ArgumentParser:
     )
 
     check = commands.add_parser("check", help="validate and render, send nothing")
-    check.add_argument("paths", nargs="+", metavar="PATH", type=Path)
-    check.add_argument("--env-file", type=Path, action="append", default=[])
-    check.add_argument(
-        "--var", action="append", default=[], metavar="NAME=VALUE", dest="variables"
-    )
+    _add_inputs(check, "the files to check, and folders of them")
 
     schema = commands.add_parser("schema", help="write the JSON Schemas")
     schema.add_argument("--check", action="store_true", help="fail if they differ")
-    schema.add_argument("--output", type=Path, default=Path("schemas"))
+    schema.add_argument(
+        "--output", type=Path, default=Path("schemas"), help="(default: schemas/)"
+    )
 
     demo = commands.add_parser("demo", help="run examples/ against a local demo API")
-    demo.add_argument("--examples", type=Path, default=None)
-    demo.add_argument("--no-color", action="store_true")
+    demo.add_argument(
+        "--examples", type=Path, default=None, help="(default: the checkout's)"
+    )
+    demo.add_argument("--no-color", action="store_true", help="never use colour")
 
     docs = commands.add_parser("docs", help="write the connection types' reference")
     docs.add_argument("--check", action="store_true", help="fail if it differs")
-    docs.add_argument("--output", type=Path, default=Path("docs/connections.md"))
+    docs.add_argument(
+        "--output",
+        type=Path,
+        default=Path("docs/connections.md"),
+        help="(default: docs/connections.md)",
+    )
     return parser
 
 
