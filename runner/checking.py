@@ -15,6 +15,7 @@ from typing import TextIO
 from runner.errors import InputError
 from runner.exits import ExitStatus
 from runner.loading import load_paths, parse_var_options, read_env_files
+from runner.preflight import unsafe_token_urls
 from runner.secrets import Redactor
 from runner.templates import Templates
 
@@ -54,6 +55,8 @@ def check_command(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
         for_run=False,
     )
     errors += result.errors
+    # What `run` refuses before sending is invalid input here too.
+    errors += unsafe_token_urls(result.connections.values())
 
     for error in errors:
         out.write(redactor.redact(error.render()) + "\n")

@@ -1,18 +1,19 @@
 """What a run checks of its connections once they load, before sending anything.
 
-`runner run` and the pytest plugin load files the same way, then both refuse
-a token URL that would carry a client secret in the clear, and both warn of
-a connection that does not check TLS certificates. Both use these.
+`runner run`, `runner check` and the pytest plugin load files the same way,
+then all refuse a token URL that would carry a client secret in the clear;
+`run` and the plugin also warn of a connection that does not check TLS
+certificates. Nothing here imports httpx: `check` must stay light.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
+from runner.client_auth import check_token_url
 from runner.connections import OAuth2Connection
 from runner.errors import InputError
 from runner.loading import LoadedConnection
-from runner.tokens import check_token_url
 
 __all__ = ["tls_warnings", "unsafe_token_urls"]
 

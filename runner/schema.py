@@ -2,9 +2,10 @@
 from the models.
 
 The models are the one source: the committed files under ``schemas/`` are
-this export, and so are the copies of the two file schemas the package
-ships in ``runner/schemas/``, which the loader validates against (reading
-them costs a run far less than exporting them from pydantic at start-up).
+this export, and so are the copies the package ships in
+``runner/schemas/``; the loader validates against the two file schemas
+there (reading them costs a run far less than exporting them from pydantic
+at start-up).
 ``runner schema --output runner/schemas`` refreshes the copies; a test
 fails when any of them drift. Editors read the same files through the
 ``yaml-language-server`` comment at the top of each example.

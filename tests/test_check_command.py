@@ -224,3 +224,17 @@ def test_no_secret_reaches_a_pickle(tmp_path: Path) -> None:
     for holder in (redactor, templates, result.suites[0]):
         with pytest.raises(TypeError, match="holds secrets and is never pickled"):
             pickle.dumps(holder)
+
+
+def test_check_refuses_a_plain_http_token_url_as_run_does(tmp_path: Path) -> None:
+    """`run` refuses it before sending: `check` calls it invalid input too."""
+    (tmp_path / "c.yaml").write_text(
+        "url: https://api.example.com\ntoken_url: http://auth.example.com/t\n"
+        "client_id: me\nclient_secret: not-over-http\n"
+    )
+
+    status, out, _ = check(str(tmp_path / "c.yaml"))
+
+    assert status == 2
+    assert "token_url uses plain http to auth.example.com" in out
+    assert "not-over-http" not in out
