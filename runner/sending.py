@@ -111,7 +111,7 @@ class ConnectionSession(NeverPickled):
         self.tokens: TokenManager | None = None
         self._tracer = tracer
         self._trace_title = f"connection {name!r}: request"
-        auth: httpx.Auth | None = None
+        auth: BearerAuth | StaticAuth | None = None
         if isinstance(connection, OAuth2Connection):
             token_tracer = tracer if tracer is not None and tracer.tokens else None
             self.tokens = TokenManager(
@@ -123,14 +123,13 @@ class ConnectionSession(NeverPickled):
                 stop=stop,
             )
             auth = BearerAuth(self.tokens, self.base_url)
-        # Hooks see every send, the resend after a 401 and redirect hops too.
-        hooks = tracer.event_hooks(name) if tracer is not None else {}
-        if isinstance(auth, BearerAuth):
-            hooks["request"] = [auth.drop_off_origin, *hooks.get("request", [])]
         if isinstance(connection, StaticConnection):
-            static = StaticAuth(connection.credential(), self.base_url)
-            hooks["request"] = [static.drop_off_origin, *hooks.get("request", [])]
-            auth = static
+            auth = StaticAuth(connection.credential(), self.base_url)
+        # Hooks see every send, the resend after a 401 and redirect hops too:
+        # each auth removes its credential from a hop off the origin.
+        hooks = tracer.event_hooks(name) if tracer is not None else {}
+        if auth is not None:
+            hooks["request"] = [auth.drop_off_origin, *hooks.get("request", [])]
 
         limits = httpx.Limits(
             max_connections=max(pool_size, 1), max_keepalive_connections=pool_size

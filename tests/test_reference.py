@@ -12,7 +12,6 @@ from __future__ import annotations
 import io
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,7 +20,6 @@ from runner.cli import main
 from runner.connections import (
     CONNECTION_TYPES,
     EXTENSION_MARK,
-    OAuth2Connection,
 )
 from runner.loading import load_paths
 from runner.reference import render_reference
@@ -65,20 +63,6 @@ def table(text: str, heading: str) -> list[list[str]]:
     assert match is not None, f"no table under {heading!r}"
     lines = match.group(1).splitlines()[2:]  # past the header and the rule
     return [[cell.strip() for cell in line.strip("|").split(" | ")] for line in lines]
-
-
-@pytest.fixture
-def changed_model() -> Iterator[None]:
-    """`token_url` with another description, as a model edit would leave it."""
-    field = OAuth2Connection.model_fields["token_url"]
-    original = field.description
-    field.description = "Changed by a test."
-    OAuth2Connection.model_rebuild(force=True)
-    try:
-        yield
-    finally:
-        field.description = original
-        OAuth2Connection.model_rebuild(force=True)
 
 
 def test_docs_check_passes_on_the_committed_page() -> None:

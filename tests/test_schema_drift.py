@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,6 @@ import yaml
 from jsonschema import Draft202012Validator
 
 from runner.cli import main
-from runner.connections import OAuth2Connection
 from runner.schema import SCHEMA_FILES, render_schema
 from runner.validation import PACKAGED_SCHEMAS
 
@@ -59,20 +57,6 @@ def read(path: Path) -> Any:
 def kind_of(document: Any) -> str:
     is_suite = isinstance(document, dict) and "requests" in document
     return "suite.schema.json" if is_suite else "connection.schema.json"
-
-
-@pytest.fixture
-def changed_model() -> Iterator[None]:
-    """`client_id` with another description, as a model edit would leave it."""
-    field = OAuth2Connection.model_fields["client_id"]
-    original = field.description
-    field.description = "Changed by a test."
-    OAuth2Connection.model_rebuild(force=True)
-    try:
-        yield
-    finally:
-        field.description = original
-        OAuth2Connection.model_rebuild(force=True)
 
 
 def test_committed_schemas_match_the_models() -> None:
