@@ -81,6 +81,7 @@ def test_annotation_paths_are_relative_to_the_github_workspace(
         or line.startswith("::error file=services/billing/beta.yaml,")
         for line in found
     ), found
+    run.assert_no_secret_in()
 
 
 def test_annotations_are_whole_lines_among_the_request_lines(

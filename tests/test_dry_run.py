@@ -203,3 +203,4 @@ def test_dry_run_prints_only_the_requests_picked_by_tag(
     assert f"{server.api_url}/picked" in commands[0]
     assert "left out" not in out.getvalue()
     assert server.token_requests == server.api_requests == 0
+    assert server.client_secret not in out.getvalue() + err.getvalue()

@@ -426,6 +426,9 @@ def test_plugin_under_xdist_with_the_token_cache_fetches_one_token(
 
     result.assert_outcomes(passed=12)
     assert server.token_requests == 1
+    output = _output(result)
+    for secret in (server.client_secret, *server.issued):
+        assert secret not in output
 
 
 def test_plugin_no_token_cache_option_overrides_the_ini_value(

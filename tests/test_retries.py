@@ -759,3 +759,4 @@ def test_run_fail_fast_during_a_retry_wait_skips_the_request_not_fails_it(
         "1 attempt sent"
     ) in out
     assert out.count("FAIL") == 1, out
+    assert SECRET not in out + err
